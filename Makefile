@@ -1,0 +1,33 @@
+# Every target creates or reuses .venv and installs what is missing, torch first
+# (pinned so the CPU build on disk is taken, not a several-GB CUDA build).
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+TORCH   ?= torch==2.13.0
+DEMO_DIR ?= data/demo
+
+.PHONY: install demo test bench clean
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q "$(TORCH)"
+	$(VPY) -m pip install -q -e ".[viz,test,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VPY) -m apps.demo --dir $(DEMO_DIR)
+
+test: install
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(VPY) -m apps.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,11 @@
+"""Event arrays, the millisecond time index, rectification and representations (numba).
+
+Public API: ``voxel_grid``, ``sbt``, ``event_counts``, ``spike_tensor`` (see
+``representations``), ``Events``, ``TimeIndex`` and ``rectify_events``.
+"""
+
+from evstereo.events.arrays import Events
+from evstereo.events.rectify import rectify_events
+from evstereo.events.time_index import TimeIndex
+
+__all__ = ["Events", "TimeIndex", "rectify_events"]

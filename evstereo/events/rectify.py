@@ -1,0 +1,47 @@
+"""Event rectification by lookup table: rectify, round, drop out-of-image events (numba)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from evstereo.events.arrays import Events
+
+
+@numba.njit(cache=True, nogil=True)
+def _rectify_kernel(x, y, lut, out_x, out_y, keep):
+    h, w = lut.shape[0], lut.shape[1]
+    n = 0
+    for i in range(x.shape[0]):
+        xi, yi = x[i], y[i]
+        if xi < 0 or yi < 0 or xi >= w or yi >= h:
+            continue
+        xr = np.floor(lut[yi, xi, 0] + 0.5)
+        yr = np.floor(lut[yi, xi, 1] + 0.5)
+        if xr < 0 or yr < 0 or xr >= w or yr >= h:
+            continue
+        out_x[n] = np.int16(xr)
+        out_y[n] = np.int16(yr)
+        keep[n] = i
+        n += 1
+    return n
+
+
+def rectify_events(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, lut: np.ndarray | None,
+                   height: int, width: int) -> Events:
+    """Map raw pixel coordinates through ``lut`` ((H, W, 2) rectified x, y per raw pixel).
+
+    Coordinates are rounded to the nearest pixel and events landing outside the image are
+    dropped. With ``lut=None`` events are only bounds-checked (already rectified input).
+    """
+    x = np.ascontiguousarray(x, dtype=np.int16)
+    y = np.ascontiguousarray(y, dtype=np.int16)
+    if lut is None:
+        ok = (x >= 0) & (y >= 0) & (x < width) & (y < height)
+        return Events.create(x[ok], y[ok], t[ok], p[ok])
+    out_x = np.empty(len(x), np.int16)
+    out_y = np.empty(len(x), np.int16)
+    keep = np.empty(len(x), np.int64)
+    n = _rectify_kernel(x, y, np.ascontiguousarray(lut, np.float32), out_x, out_y, keep)
+    keep = keep[:n]
+    return Events.create(out_x[:n], out_y[:n], np.asarray(t)[keep], np.asarray(p)[keep])
