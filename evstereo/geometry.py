@@ -165,7 +165,10 @@ class StereoCalibration:
 def _matrix(path, entry: dict, key: str, shape: tuple[int, int]) -> np.ndarray:
     if key not in entry:
         raise InputError(path, f"calibration entry has no '{key}'")
-    m = np.asarray(entry[key], dtype=np.float64)
+    try:
+        m = np.asarray(entry[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, f"'{key}' is not a {shape[0]}x{shape[1]} matrix of numbers") from None
     if m.shape != shape:
         raise InputError(path, f"'{key}' has shape {m.shape}, expected {shape}")
     return m

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
 
@@ -48,13 +49,13 @@ class Recording(abc.ABC):
 
     def depth(self, index: int) -> np.ndarray:
         """Rectified left depth (m) of GT frame ``index``, float32 (H, W), NaN invalid."""
-        raise NotImplementedError(f"{self.path}: this recording has no ground-truth depth")
+        raise InputError(self.path, "has no ground-truth depth")
 
     def disparity(self, index: int) -> np.ndarray:
         """Rectified left disparity (px) of GT frame ``index``, float32 (H, W), NaN invalid."""
         fB = self.fB
         if fB is None:
-            raise NotImplementedError(f"{self.path}: no calibration, so depth cannot become disparity")
+            raise InputError(self.path, "has no calibration (f*B unknown), so depth cannot become disparity")
         return depth_to_disparity(self.depth(index), fB)
 
     # --- derived ----------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""`python -m apps.bench [--quick]`: runs the benchmarks and prints the table (Markdown).
+
+Each row is measured in this run; ratios compare against baselines measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from evstereo.benchmarks import MODULES, Row
+
+
+def format_table(rows: list[Row]) -> str:
+    out = ["| benchmark | implementation | value | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "" if r.met is None else ("yes" if r.met else "**no**")
+        value = f"{r.value:.4g} {r.unit}"
+        name = r.name + (f" ({r.note})" if r.note else "")
+        out.append(f"| {r.group} | {name} | {value} | {r.ratio} | {r.target} | {met} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m apps.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
+    ap.add_argument("--only", nargs="*", choices=MODULES, help="run only these benchmark modules")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
+    args = ap.parse_args(argv)
+    rows: list[Row] = []
+    for name in args.only or MODULES:
+        mod = importlib.import_module(f"evstereo.benchmarks.{name}")
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += mod.run(args.quick)
+    print(format_table(rows))
+    if args.json:
+        from evstereo.fileio import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps([r.as_dict() for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

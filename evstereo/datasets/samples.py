@@ -1,0 +1,88 @@
+"""One stereo training/evaluation sample: events of (t - window, t] -> representation tensors + GT.
+
+``SampleSpec`` fixes the representation (kind, bins, time steps, window); ``make_sample``
+turns a Recording and a GT frame index into numpy arrays:
+``left``/``right`` [T, C, H, W] float32, ``disparity`` [H, W] float32 (0 where invalid),
+``valid`` [H, W] bool, and ``disparity_right`` when the right GT exists (flip augmentation).
+The live engine uses ``represent`` with the same spec, so training and inference agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from evstereo import events as ev
+from evstereo.datasets.recording import MVSEC_MAX_VALID_DISPARITY, Recording
+from evstereo.geometry import depth_to_disparity
+
+REPRESENTATIONS = ("sbt", "voxel", "counts", "spikes")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How events become network input. [T, C, H, W]: sbt/voxel give C = bins / T; counts/spikes give T = bins, C = 2."""
+
+    representation: str = "sbt"
+    bins: int = 5
+    time_steps: int = 1
+    window_us: int = 50_000
+    max_disparity: float | None = MVSEC_MAX_VALID_DISPARITY  # larger GT disparities are invalid
+    disparity_quantum: int | None = None  # e.g. 7: peers round GT disparity to 1/7 px
+
+    def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, not {self.representation!r}")
+        if self.representation in ("sbt", "voxel") and self.bins % self.time_steps:
+            raise ValueError(f"bins ({self.bins}) must be a multiple of time_steps ({self.time_steps})")
+
+    @property
+    def shape_tc(self) -> tuple[int, int]:
+        if self.representation in ("counts", "spikes"):
+            return self.bins, 2
+        return self.time_steps, self.bins // self.time_steps
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_FUNCS = {"sbt": "sbt", "voxel": "voxel_grid", "counts": "event_counts", "spikes": "spike_tensor"}
+
+
+def represent(events: ev.Events, spec: SampleSpec, height: int, width: int, t_start: int, t_end: int) -> np.ndarray:
+    """Events of one camera -> [T, C, H, W] float32 with the window bounds shared by both cameras."""
+    fn = getattr(ev, _FUNCS[spec.representation])
+    out = fn(events.x, events.y, events.t, events.p, spec.bins, height, width, t_start=t_start, t_end=t_end)
+    return out.reshape(*spec.shape_tc, height, width)
+
+
+def gt_disparity(disparity: np.ndarray, spec: SampleSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(disparity with 0 where invalid, valid mask) after the protocol's masking and quantisation."""
+    d = np.asarray(disparity, np.float32)
+    if spec.disparity_quantum:
+        d = np.round(d * spec.disparity_quantum) / spec.disparity_quantum
+    valid = np.isfinite(d) & (d > 0)
+    if spec.max_disparity is not None:
+        valid &= d <= spec.max_disparity
+    return np.where(valid, d, 0).astype(np.float32), valid
+
+
+def window_bounds(t_us: int, spec: SampleSpec) -> tuple[int, int]:
+    """The sample window (t - window, t] for a GT timestamp."""
+    return int(t_us) - spec.window_us, int(t_us)
+
+
+def make_sample(rec: Recording, index: int, spec: SampleSpec, with_right_gt: bool = False) -> dict:
+    """Build the sample for GT frame ``index``: events paired with GT by timestamp."""
+    t = int(rec.gt_timestamps()[index])
+    t0, t1 = window_bounds(t, spec)
+    out = {"t_us": t, "index": index}
+    for cam in ("left", "right"):
+        out[cam] = represent(rec.events(cam, t0, t1), spec, rec.height, rec.width, t0, t1)
+    out["disparity"], out["valid"] = gt_disparity(rec.disparity(index), spec)
+    if with_right_gt:
+        depth_right = getattr(rec, "depth_right", lambda i: None)(index)
+        if depth_right is not None and rec.fB is not None:
+            out["disparity_right"], out["valid_right"] = gt_disparity(depth_to_disparity(depth_right, rec.fB), spec)
+    return out
