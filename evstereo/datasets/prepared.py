@@ -61,6 +61,7 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
                       frames: np.ndarray | None = None, with_right_gt: bool = False, progress: bool = True) -> Path:
     """Write the cache for ``source`` to ``out`` (resuming a ``.partial`` file if one matches)."""
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     with open_recording(source) as rec:
         if not rec.has_gt:

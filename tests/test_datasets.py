@@ -1,0 +1,167 @@
+"""Samples, stereo-safe augmentations, the prepare cache (with resume) and the DataModule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT
+from evstereo.datasets import open_recording
+from evstereo.datasets.datamodule import StereoDataModule
+from evstereo.datasets.prepared import prepare_recording, valid_frames
+from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
+from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
+from evstereo.datasets.transforms import HorizontalFlipSwap, RandomCrop
+from evstereo import events as ev
+
+
+def test_sample_pairs_events_and_gt_by_timestamp(random_recording):
+    spec = SampleSpec()
+    with open_recording(random_recording) as rec:
+        frames = valid_frames(rec, spec)
+        assert frames[0] == 0 or rec.gt_timestamps()[frames[0] - 1] - 50_000 < rec.time_span()[0]
+        i = int(frames[3])
+        s = make_sample(rec, i, spec)
+        t = int(rec.gt_timestamps()[i])
+        assert s["t_us"] == t
+        assert s["left"].shape == (1, 5, 260, 346)
+        e = rec.events("left", t - 50_000, t)
+        np.testing.assert_array_equal(s["left"][0], ev.sbt(e.x, e.y, e.t, e.p, 5, 260, 346, t - 50_000, t))
+        d = rec.disparity(i)
+        assert np.array_equal(s["valid"], np.isfinite(d) & (d <= 36.3))
+        np.testing.assert_allclose(s["disparity"][s["valid"]], d[s["valid"]])
+        assert (s["disparity"][~s["valid"]] == 0).all()
+
+
+def test_spec_shapes_and_quantisation():
+    assert SampleSpec("counts", bins=4).shape_tc == (4, 2)
+    assert SampleSpec("voxel", bins=10, time_steps=5).shape_tc == (5, 2)
+    with pytest.raises(ValueError):
+        SampleSpec("sbt", bins=5, time_steps=2)
+    d, valid = gt_disparity(np.array([[3.06, np.nan, 40.0, -1.0]]), SampleSpec(disparity_quantum=7))
+    np.testing.assert_allclose(d, [[3.0, 0, 0, 0]], atol=1e-6)  # 3.06 -> 21.42/7 -> 21/7
+    assert valid.tolist() == [[True, False, False, False]]
+
+
+def test_crop_is_identical_for_both_cameras_and_gt():
+    rng = np.random.default_rng(0)
+    s = {"left": rng.random((1, 2, 20, 30)), "right": rng.random((1, 2, 20, 30)),
+         "disparity": rng.random((20, 30)), "valid": rng.random((20, 30)) > 0.5}
+    out = RandomCrop(8, 12)(s, np.random.default_rng(1))
+    y = np.flatnonzero((s["disparity"] == out["disparity"][0, 0]).any(1))[0]
+    x = np.flatnonzero(s["disparity"][y] == out["disparity"][0, 0])[0]
+    for k in ("left", "right"):
+        np.testing.assert_array_equal(out[k], s[k][..., y : y + 8, x : x + 12])
+    np.testing.assert_array_equal(out["valid"], s["valid"][y : y + 8, x : x + 12])
+
+
+def test_flip_swaps_cameras_and_keeps_epipolar_geometry():
+    """A right image that is the left one shifted by d stays consistent after mirror + swap."""
+    rng = np.random.default_rng(0)
+    h, w, d = 6, 40, 5
+    left = rng.random((1, 1, h, w))
+    right = np.zeros_like(left)
+    right[..., : w - d] = left[..., d:]  # right(x) = left(x + d)
+    disp_l = np.full((h, w), float(d), np.float32)
+    disp_r = np.full((h, w), float(d), np.float32)
+    s = {"left": left, "right": right, "disparity": disp_l, "valid": np.ones((h, w), bool),
+         "disparity_right": disp_r, "valid_right": np.ones((h, w), bool)}
+    out = HorizontalFlipSwap(p=1.0)(s, np.random.default_rng(0))
+    nl, nr = out["left"][0, 0], out["right"][0, 0]
+    # new left pixel x matches new right pixel x - d (positive disparity, same convention)
+    for x in range(d, w - d):
+        np.testing.assert_allclose(nl[:, x], nr[:, x - d])
+    np.testing.assert_array_equal(out["disparity"], disp_r[:, ::-1])
+    # no right GT -> no flip
+    s.pop("disparity_right")
+    assert HorizontalFlipSwap(p=1.0)(s, np.random.default_rng(0)) is s
+
+
+def test_prepare_cache_equals_on_the_fly_and_resumes(tmp_path, random_recording):
+    spec = SampleSpec()
+    out = tmp_path / "cache.h5"
+    prepare_recording(random_recording, out, spec, progress=False)
+    direct = RecordingDataset(random_recording, spec)
+    cached = PreparedDataset(out)
+    assert len(direct) == len(cached) > 5
+    for i in (0, 4):
+        a, b = direct[i], cached[i]
+        for k in ("left", "right", "disparity", "valid", "t_us"):
+            assert torch.equal(a[k], b[k]), k
+    reference = {k: h5py.File(out, "r")[k][:] for k in ("left", "disparity")}
+    # interrupt after a few frames: the final file does not exist, the partial one resumes
+    out2 = tmp_path / "cache2.h5"
+    import evstereo.datasets.prepared as prepared
+
+    calls = {"n": 0}
+    real = prepared.make_sample
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2 * 32 + 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    if len(direct) <= 2 * 32 + 3:  # small recording: interrupt earlier
+        def dying(*a, **k):  # noqa: F811
+            calls["n"] += 1
+            if calls["n"] > len(direct) - 2:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+    prepared.make_sample = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_recording(random_recording, out2, spec, progress=False)
+    finally:
+        prepared.make_sample = real
+    assert not out2.exists()
+    partial = tmp_path / ".cache2.h5.partial"
+    assert partial.exists()
+    done_before = int(h5py.File(partial, "r").attrs["done"])
+    calls["n"] = 0
+
+    def counting(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    prepared.make_sample = counting
+    try:
+        prepare_recording(random_recording, out2, spec, progress=False)
+    finally:
+        prepared.make_sample = real
+    assert calls["n"] == len(direct) - done_before  # only the missing frames were computed
+    with h5py.File(out2, "r") as f:
+        for k, v in reference.items():
+            np.testing.assert_array_equal(f[k][:], v)
+
+
+def test_datamodule_batches_with_cache(tmp_path, random_recording):
+    dm = StereoDataModule(train=[str(random_recording)], val=str(random_recording), spec={"bins": 5},
+                          crop=(64, 96), batch_size=3, cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["left"].shape == (3, 1, 5, 64, 96) and batch["disparity"].shape == (3, 64, 96)
+    assert batch["valid"].dtype == torch.bool
+    val = next(iter(dm.val_dataloader()))
+    assert val["left"].shape == (1, 1, 5, 260, 346)
+    assert len(list((tmp_path / "cache").glob("*.h5"))) == 1  # same recording and spec: one shared cache
+
+
+def test_prepare_cli_and_inspect_cli(tmp_path, random_recording):
+    r = subprocess.run([sys.executable, "-m", "data_tools.prepare", str(random_recording), "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rand_data.h5").exists()
+    r = subprocess.run([sys.executable, "-m", "data_tools.inspect", str(random_recording)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "346 x 260" in r.stdout and "23 depth frames at 20.0 Hz" in r.stdout and "fB = 19.9418" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "data_tools.inspect", str(tmp_path / "missing_data.hdf5")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "missing_data.hdf5: does not exist" in r.stderr and "Traceback" not in r.stderr
