@@ -14,13 +14,14 @@ from evstereo.datasets import open_recording
 from evstereo.datasets.mvsec import MVSECRecording
 from evstereo.datasets.mvsec_writer import MVSECWriter
 from evstereo.errors import InputError
+from evstereo.events.arrays import seconds_to_us
 from evstereo.geometry import depth_to_disparity, load_calibration
 
 
 def _all_events(path, cam):
     with h5py.File(path, "r") as f:
         ev = f[f"davis/{cam}/events"][:]
-    return ev, np.round(ev[:, 2] * 1e6).astype(np.int64)
+    return ev, seconds_to_us(ev[:, 2])
 
 
 def test_windows_match_brute_force_and_are_rectified(random_recording):

@@ -19,8 +19,8 @@ import numpy as np
 from evstereo.datasets.mvsec_writer import calibration_file, companion_paths
 from evstereo.datasets.recording import Recording
 from evstereo.errors import InputError
-from evstereo.events.arrays import Events
-from evstereo.events.rectify import rectify_events
+from evstereo.events.arrays import Events, seconds_to_us
+from evstereo.events.rectify import rows_to_events
 from evstereo.events.time_index import TimeIndex, UnsortedTimestamps
 from evstereo.fileio import atomic_path
 from evstereo.geometry import CAMERAS, StereoCalibration, load_calibration
@@ -125,7 +125,7 @@ class MVSECRecording(Recording):
             raise InputError(self.gt_path, f"'{key}' has shape {ds.shape}, expected (N, {self.height}, {self.width})")
         if ts.shape != (ds.shape[0],):
             raise InputError(self.gt_path, f"'{key}_ts' has {ts.shape[0] if ts.ndim else 0} entries for {ds.shape[0]} frames")
-        t_us = np.round(ts[:] * 1e6).astype(np.int64)
+        t_us = seconds_to_us(ts[:])
         if np.any(np.diff(t_us) < 0):
             raise InputError(self.gt_path, f"'{key}_ts' timestamps are not sorted")
         return t_us
@@ -182,7 +182,7 @@ class MVSECRecording(Recording):
                         f"'{key}' event {s + i} at (x={x[i]:g}, y={y[i]:g}, t={rows[i, 2]:g}) lies outside the "
                         f"{self.width}x{self.height} sensor or has no valid time",
                     )
-                yield np.round(rows[:, 2] * 1e6).astype(np.int64)
+                yield seconds_to_us(rows[:, 2])
 
         try:
             return TimeIndex.build(chunks(), n)
@@ -197,23 +197,22 @@ class MVSECRecording(Recording):
         idx = self._index[camera]
         return (idx.t_first_us, idx.t_last_us) if idx.num_events else (0, 0)
 
-    def raw_events(self, camera: str, t0_us: int, t1_us: int) -> Events:
-        """Unrectified events with t0 < t <= t1, as stored (pixel coordinates of the raw sensor)."""
+    def _rows(self, camera: str, t0_us: int, t1_us: int) -> np.ndarray:
         lo, hi = self._index[camera].coarse_slice(t0_us, t1_us)
         if hi <= lo:
-            return Events.empty()
+            return np.zeros((0, 4))
         try:
-            rows = self._events_ds[camera][lo:hi]
+            return self._events_ds[camera][lo:hi]
         except OSError:
             raise InputError(self.path, f"events of the {camera} camera cannot be read at {lo}..{hi} (truncated file?)") from None
-        t = np.round(rows[:, 2] * 1e6).astype(np.int64)
-        i0, i1 = np.searchsorted(t, [t0_us, t1_us], side="right")
-        rows = rows[i0:i1]
-        return Events.create(rows[:, 0], rows[:, 1], t[i0:i1], rows[:, 3])
+
+    def raw_events(self, camera: str, t0_us: int, t1_us: int) -> Events:
+        """Unrectified events with t0 < t <= t1, as stored (pixel coordinates of the raw sensor)."""
+        return rows_to_events(self._rows(camera, t0_us, t1_us), t0_us, t1_us, None, self.height, self.width)
 
     def events(self, camera: str, t0_us: int, t1_us: int) -> Events:
-        raw = self.raw_events(camera, t0_us, t1_us)
-        return rectify_events(raw.x, raw.y, raw.t, raw.p, self._luts.get(camera), self.height, self.width)
+        return rows_to_events(self._rows(camera, t0_us, t1_us), t0_us, t1_us, self._luts.get(camera),
+                              self.height, self.width)
 
     def gt_timestamps(self) -> np.ndarray:
         return self._gt_ts
@@ -240,7 +239,7 @@ class MVSECRecording(Recording):
         key = "davis/right/depth_image_rect"
         if self._gt is None or key not in self._gt or f"{key}_ts" not in self._gt:
             return None
-        ts = np.round(self._gt[f"{key}_ts"][:] * 1e6).astype(np.int64)
+        ts = seconds_to_us(self._gt[f"{key}_ts"][:])
         j = int(np.argmin(np.abs(ts - self._gt_ts[index]))) if len(ts) else -1
         if j < 0 or abs(int(ts[j]) - int(self._gt_ts[index])) > 1000:
             return None
@@ -251,7 +250,7 @@ class MVSECRecording(Recording):
         key = f"davis/{camera}/depth_image_raw"
         if self._gt is None or key not in self._gt:
             raise InputError(self.gt_path or self.path, f"has no dataset '{key}'")
-        return int(round(self._gt[f"{key}_ts"][index] * 1e6)), self._depth_frame(key, index)
+        return int(seconds_to_us(self._gt[f"{key}_ts"][index])), self._depth_frame(key, index)
 
     def close(self) -> None:
         for f in (getattr(self, "_data", None), getattr(self, "_gt", None)):

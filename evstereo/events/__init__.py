@@ -6,6 +6,15 @@ Public API: ``voxel_grid``, ``sbt``, ``event_counts``, ``spike_tensor`` (see
 
 from evstereo.events.arrays import Events
 from evstereo.events.rectify import rectify_events
+from evstereo.events.representations import event_counts, sbt, spike_tensor, voxel_grid
 from evstereo.events.time_index import TimeIndex
 
-__all__ = ["Events", "TimeIndex", "rectify_events"]
+__all__ = [
+    "Events",
+    "TimeIndex",
+    "rectify_events",
+    "voxel_grid",
+    "sbt",
+    "event_counts",
+    "spike_tensor",
+]

@@ -53,3 +53,12 @@ class Events:
         if not parts:
             return Events.empty()
         return Events(*(np.concatenate([getattr(e, f) for e in parts]) for f in "xytp"))
+
+
+def seconds_to_us(t_s: np.ndarray) -> np.ndarray:
+    """Float seconds (MVSEC) -> int64 microseconds, rounding halves up.
+
+    Every reader path uses this one rule (the numba window kernel repeats it), so an event's
+    microsecond time is the same whichever way it was read.
+    """
+    return np.floor(np.asarray(t_s, np.float64) * 1e6 + 0.5).astype(np.int64)

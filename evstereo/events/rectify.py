@@ -45,3 +45,49 @@ def rectify_events(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, l
     n = _rectify_kernel(x, y, np.ascontiguousarray(lut, np.float32), out_x, out_y, keep)
     keep = keep[:n]
     return Events.create(out_x[:n], out_y[:n], np.asarray(t)[keep], np.asarray(p)[keep])
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_kernel(rows, t0_us, t1_us, lut, use_lut, height, width, out_x, out_y, out_t, out_p):
+    n = 0
+    for i in range(rows.shape[0]):
+        t = np.int64(np.floor(rows[i, 2] * 1e6 + 0.5))
+        if t <= t0_us:
+            continue
+        if t > t1_us:
+            break
+        xi = np.int64(rows[i, 0])
+        yi = np.int64(rows[i, 1])
+        if xi < 0 or yi < 0 or xi >= width or yi >= height:
+            continue
+        if use_lut:
+            xr = np.floor(lut[yi, xi, 0] + 0.5)
+            yr = np.floor(lut[yi, xi, 1] + 0.5)
+            if xr < 0 or yr < 0 or xr >= width or yr >= height:
+                continue
+            xi = np.int64(xr)
+            yi = np.int64(yr)
+        out_x[n] = xi
+        out_y[n] = yi
+        out_t[n] = t
+        out_p[n] = 1 if rows[i, 3] > 0 else -1
+        n += 1
+    return n
+
+
+_NO_LUT = np.zeros((1, 1, 2), np.float32)
+
+
+def rows_to_events(rows: np.ndarray, t0_us: int, t1_us: int, lut: np.ndarray | None, height: int, width: int) -> Events:
+    """MVSEC event rows (N, 4) float64 x, y, t [s], p, sorted by t -> Events with t0 < t <= t1.
+
+    One pass: seconds become integer microseconds, and with ``lut`` the events are rectified,
+    rounded and dropped when they leave the image (without, only bounds-checked).
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    n = len(rows)
+    out = Events(np.empty(n, np.int16), np.empty(n, np.int16), np.empty(n, np.int64), np.empty(n, np.int8))
+    use_lut = lut is not None
+    lut_arr = np.ascontiguousarray(lut, np.float32) if use_lut else _NO_LUT
+    k = _rows_kernel(rows, int(t0_us), int(t1_us), lut_arr, use_lut, height, width, out.x, out.y, out.t, out.p)
+    return out[:k]
