@@ -1,0 +1,186 @@
+"""Streaming engine: recording -> windows -> representation -> model -> disparity/depth frames.
+
+A replay clock drives it. At real-time pace (``speed`` x wall clock) the engine waits for a
+window's end time to arrive and, when the model falls behind, jumps to the newest complete
+window and counts the skipped ones; with ``max_speed`` it processes every window as fast as
+it can. Windows end on the recording's GT timestamps when it has GT (so predictions can be
+scored) or on a regular grid of ``stride_us``. It reads one window at a time, so memory stays
+flat however long the recording is. Per-stage timings are kept for every frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from evstereo.datasets.recording import Recording
+from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
+from evstereo.events.arrays import Events
+from evstereo.geometry import disparity_to_depth
+
+STAGES = ("read", "represent", "model", "post")
+
+
+@dataclass
+class EngineConfig:
+    window_us: int = 50_000
+    stride_us: int | None = None  # None: GT timestamps when the recording has GT, else window_us
+    max_speed: bool = False
+    speed: float = 1.0  # replay speed factor at real-time pace
+    start_us: int | None = None
+    end_us: int | None = None
+    max_frames: int | None = None
+    device: str = "cpu"
+    compile: bool = False
+
+
+@dataclass
+class DepthFrame:
+    """One output frame. ``disparity``/``depth`` are (H, W) float32 with NaN where invalid."""
+
+    index: int  # window number in the schedule (gaps are skipped windows)
+    t_us: int  # window end (the frame's timestamp)
+    disparity: np.ndarray
+    depth: np.ndarray | None
+    left: Events
+    right: Events
+    timings_ms: dict[str, float]
+    latency_ms: float  # from the window's end on the replay clock to the frame being ready
+    gt_disparity: np.ndarray | None = None  # NaN where invalid
+    skipped: int = 0  # windows dropped right before this one to keep pace
+
+
+@dataclass
+class EngineStats:
+    frames: int = 0
+    skipped: int = 0
+    timings_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latency_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        def pct(v: list[float]) -> dict:
+            if not v:
+                return {"p50": None, "p95": None, "max": None}
+            a = np.asarray(v)
+            return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+
+        total = [sum(x) for x in zip(*self.timings_ms.values())] if self.frames else []
+        return {
+            "frames_produced": self.frames,
+            "frames_skipped": self.skipped,
+            "stages_ms": {s: pct(v) for s, v in self.timings_ms.items()},
+            "processing_ms": pct(total),
+            "latency_ms": pct(self.latency_ms),
+        }
+
+
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class StreamingEngine:
+    """Replays ``recording`` through ``model`` (forward(left, right) -> [B, H, W] disparity)."""
+
+    def __init__(self, recording: Recording, model: Model, spec: SampleSpec, config: EngineConfig | None = None,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep):
+        self.rec, self.spec = recording, spec
+        self.config = config or EngineConfig(window_us=spec.window_us)
+        self.clock, self.sleep = clock, sleep
+        self.device = torch.device(self.config.device)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(self.device).eval()
+            if self.config.compile:
+                model = torch.compile(model)
+        self.model = model
+        self.stats = EngineStats()
+        self.schedule = self._schedule()
+
+    def _schedule(self) -> np.ndarray:
+        """Window end times (us)."""
+        cfg = self.config
+        start, end = self.rec.time_span()
+        first = start + cfg.window_us
+        if cfg.start_us is not None:
+            first = max(first, cfg.start_us)
+        last = end if cfg.end_us is None else min(end, cfg.end_us)
+        if cfg.stride_us is None and self.rec.has_gt:
+            ts = self.rec.gt_timestamps()
+            ends = ts[(ts >= first) & (ts <= last)]
+        else:
+            stride = cfg.stride_us or cfg.window_us
+            ends = np.arange(first, last + 1, stride, dtype=np.int64)
+        if cfg.max_frames is not None:
+            ends = ends[: cfg.max_frames]
+        return ends.astype(np.int64)
+
+    def _gt(self, t_us: int) -> np.ndarray | None:
+        if not self.rec.has_gt or self.rec.fB is None:
+            return None
+        i = self.rec.gt_index_at(t_us)
+        if abs(int(self.rec.gt_timestamps()[i]) - t_us) > self.config.window_us // 2:
+            return None
+        d, valid = gt_disparity(self.rec.disparity(i), self.spec)
+        return np.where(valid, d, np.nan).astype(np.float32)
+
+    @torch.no_grad()
+    def process(self, index: int, t_us: int) -> DepthFrame:
+        """Run one window ending at ``t_us`` through every stage."""
+        timings = {}
+        t = time.perf_counter()
+        t0 = t_us - self.config.window_us
+        left, right = self.rec.events("left", t0, t_us), self.rec.events("right", t0, t_us)
+        timings["read"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        h, w = self.rec.height, self.rec.width
+        xl = torch.from_numpy(represent(left, self.spec, h, w, t0, t_us))[None].to(self.device)
+        xr = torch.from_numpy(represent(right, self.spec, h, w, t0, t_us))[None].to(self.device)
+        timings["represent"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        disp = self.model(xl, xr)
+        disp = disp[0].float().cpu().numpy()
+        timings["model"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        disp = np.where(np.isfinite(disp) & (disp > 0), disp, np.nan).astype(np.float32)
+        depth = disparity_to_depth(disp, self.rec.fB) if self.rec.fB else None
+        gt = self._gt(t_us)
+        timings["post"] = (time.perf_counter() - t) * 1e3
+        return DepthFrame(index, int(t_us), disp, depth, left, right, timings, 0.0, gt)
+
+    def frames(self) -> Iterator[DepthFrame]:
+        """Yield frames in time order, pacing and skipping by the replay clock unless max_speed."""
+        sched = self.schedule
+        if len(sched) == 0:
+            return
+        cfg = self.config
+        rec_origin = int(sched[0])  # replay time of the first window end = clock origin
+        wall_origin = self.clock()
+
+        def replay_now() -> float:
+            return rec_origin + (self.clock() - wall_origin) * 1e6 * cfg.speed
+
+        k = 0
+        while k < len(sched):
+            skipped = 0
+            if not cfg.max_speed:
+                now = replay_now()
+                if now < sched[k]:
+                    self.sleep((sched[k] - now) / 1e6 / cfg.speed)
+                else:
+                    # the newest window that has already ended: everything before it is stale
+                    newest = int(np.searchsorted(sched, now, side="right")) - 1
+                    if newest > k:
+                        skipped = newest - k
+                        k = newest
+            frame = self.process(k, int(sched[k]))
+            frame.skipped = skipped
+            frame.latency_ms = (replay_now() - sched[k]) / 1e3 / cfg.speed if not cfg.max_speed else sum(frame.timings_ms.values())
+            self.stats.frames += 1
+            self.stats.skipped += skipped
+            for s in STAGES:
+                self.stats.timings_ms[s].append(frame.timings_ms[s])
+            self.stats.latency_ms.append(frame.latency_ms)
+            yield frame
+            k += 1

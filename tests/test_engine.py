@@ -1,0 +1,72 @@
+"""Streaming engine: schedule, per-frame outputs, real-time pacing with skipping."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from evstereo.datasets import open_recording
+from evstereo.datasets.samples import SampleSpec
+from evstereo.inference import EngineConfig, StreamingEngine
+
+
+class EventActivity(torch.nn.Module):
+    """Stand-in model: 'disparity' = 10 where the left camera saw events, else 0 (invalid)."""
+
+    def __init__(self, delay_s: float = 0.0):
+        super().__init__()
+        self.delay_s = delay_s
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return (left.abs().sum(dim=(1, 2)) > 0).float() * 10.0
+
+
+def test_frames_on_gt_timestamps_with_expected_content(random_recording):
+    spec = SampleSpec("counts", bins=2)  # counts: every pixel with an event is non-zero
+    with open_recording(random_recording) as rec:
+        eng = StreamingEngine(rec, EventActivity(), spec, EngineConfig(max_speed=True))
+        frames = list(eng.frames())
+        ts = rec.gt_timestamps()
+        start = rec.time_span()[0]
+        expected = ts[ts - 50_000 >= start]
+        assert [f.t_us for f in frames] == expected.tolist()
+        f = frames[3]
+        ev = rec.events("left", f.t_us - 50_000, f.t_us)
+        assert len(f.left) == len(ev) and np.array_equal(f.left.t, ev.t)
+        seen = np.zeros((260, 346), bool)
+        seen[ev.y, ev.x] = True
+        np.testing.assert_array_equal(np.isfinite(f.disparity), seen)
+        np.testing.assert_allclose(f.depth[seen], rec.fB / 10.0, rtol=1e-6)
+        assert f.gt_disparity is not None and f.gt_disparity.shape == (260, 346)
+        assert set(f.timings_ms) == {"read", "represent", "model", "post"}
+        s = eng.stats.summary()
+        assert s["frames_produced"] == len(frames) and s["frames_skipped"] == 0
+
+
+def test_regular_grid_and_limits(random_recording):
+    with open_recording(random_recording) as rec:
+        start = rec.time_span()[0]
+        cfg = EngineConfig(stride_us=20_000, max_speed=True, max_frames=7)
+        frames = list(StreamingEngine(rec, EventActivity(), SampleSpec(), cfg).frames())
+        assert [f.t_us for f in frames] == [start + 50_000 + 20_000 * i for i in range(7)]
+
+
+def test_real_time_pacing_skips_when_the_model_is_slow(random_recording):
+    with open_recording(random_recording) as rec:
+        fast = StreamingEngine(rec, EventActivity(), SampleSpec(), EngineConfig(stride_us=50_000, max_frames=10))
+        t = time.perf_counter()
+        n_fast = len(list(fast.frames()))
+        took = time.perf_counter() - t
+        assert n_fast == 10 and fast.stats.skipped == 0
+        assert took >= 0.4  # paced: 10 windows 50 ms apart take about 0.45 s of wall time
+
+        slow = StreamingEngine(rec, EventActivity(delay_s=0.13), SampleSpec(), EngineConfig(stride_us=50_000, max_frames=20))
+        frames = list(slow.frames())
+        assert slow.stats.skipped > 0
+        assert len(frames) + slow.stats.skipped == 20  # every window is either produced or counted
+        assert sum(f.skipped for f in frames) == slow.stats.skipped
+        assert np.all(np.diff([f.index for f in frames]) >= 2)  # ~2 windows pass during each 130 ms frame
