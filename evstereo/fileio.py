@@ -12,6 +12,18 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Give a finished temporary file normal permissions (mkstemp makes it 0600) and rename it."""
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, final)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``path`` on success.
@@ -26,7 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

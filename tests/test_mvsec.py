@@ -200,3 +200,12 @@ def test_writer_interrupted_leaves_nothing(tmp_path):
             raise RuntimeError("interrupted")
     assert p.read_bytes() == before
     assert sorted(x.name for x in tmp_path.iterdir()) == ["keep_data.hdf5"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = _write(tmp_path / "perm_data.hdf5")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600

@@ -259,6 +259,8 @@ class DSECRecording(Recording):
         self.path = Path(path)
         if not self.path.is_dir():
             raise InputError(self.path, "is not a DSEC sequence folder (folder does not exist)")
+        if not (self.path / "events").is_dir():
+            raise InputError(self.path, "is not a DSEC sequence folder (it has no events/ folder)")
         self.name = self.path.name
         self.rectify = rectify
         calib_path = self.path / "calibration" / "cam_to_cam.yaml"

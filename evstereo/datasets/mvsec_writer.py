@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from evstereo.fileio import publish
 from evstereo.geometry import CAMERAS
 
 EVENT_CHUNK_ROWS = 1 << 16
@@ -133,7 +134,7 @@ class MVSECWriter:
             if f is not None:
                 f.close()
         for final, tmp in self._tmp.items():
-            os.replace(tmp, final)
+            publish(tmp, final)
         self._tmp.clear()
 
     def abort(self) -> None:
