@@ -1,0 +1,78 @@
+"""Decoding architecture weights into a genotype: top-2 edges per node, Viterbi over betas.
+
+Edge order in a cell: node k (0, 1, 2) has inputs 0 .. k + 1, so edges are numbered
+node 0: 0-1, node 1: 2-4, node 2: 5-8 (nine in all). Betas are per (layer, level) over the
+three moves out of that cell: to the finer level, the same level, the coarser level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, CellGenotype
+
+MOVES = (-1, 0, 1)  # finer, same, coarser
+
+
+def edge_index(node: int, src: int) -> int:
+    """Position of edge (src -> node) in the nine-edge list."""
+    return sum(2 + k for k in range(node)) + src
+
+
+NUM_EDGES = edge_index(NUM_NODES, 0)
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def decode_cell(alphas: np.ndarray, primitives: tuple[str, ...] = PRIMITIVES) -> CellGenotype:
+    """[NUM_EDGES, len(primitives)] alphas -> each node's two strongest edges with their best op.
+
+    A 'zero' op, if the space has one, never wins an edge (DARTS' rule).
+    """
+    w = _softmax(np.asarray(alphas, np.float64))
+    usable = [i for i, p in enumerate(primitives) if p != "zero"]
+    nodes = []
+    for k in range(NUM_NODES):
+        cands = []
+        for src in range(2 + k):
+            row = w[edge_index(k, src)]
+            best = max(usable, key=lambda i: row[i])
+            cands.append((row[best], src, primitives[best]))
+        top = sorted(cands, key=lambda c: -c[0])[:2]
+        nodes.append(tuple((src, op) for _, src, op in sorted(top, key=lambda c: c[1])))
+    return CellGenotype(tuple(nodes))
+
+
+def viterbi_path(betas: np.ndarray, end_level: int | None = None) -> tuple[int, ...]:
+    """Most probable level sequence through the trellis.
+
+    ``betas[l, s]`` holds the three move weights out of level s *before* layer l (row 0 is the
+    stem, which sits at level 0). Returns one level per layer; ``end_level`` pins the last one.
+    """
+    betas = np.asarray(betas, np.float64)
+    n_layers = betas.shape[0]
+    logp = np.log(_softmax(betas))
+    score = np.full(NUM_LEVELS, -np.inf)
+    score[0] = 0.0
+    back = np.zeros((n_layers, NUM_LEVELS), np.int64)
+    for layer in range(n_layers):
+        new = np.full(NUM_LEVELS, -np.inf)
+        for src in range(NUM_LEVELS):
+            if not np.isfinite(score[src]):
+                continue
+            for m, move in enumerate(MOVES):
+                dst = src + move
+                if 0 <= dst < NUM_LEVELS and score[src] + logp[layer, src, m] > new[dst]:
+                    new[dst] = score[src] + logp[layer, src, m]
+                    back[layer, dst] = src
+        score = new
+    last = int(np.argmax(score)) if end_level is None else end_level
+    if not np.isfinite(score[last]):
+        raise ValueError(f"level {last} cannot be reached in {n_layers} layers")
+    path = [last]
+    for layer in range(n_layers - 1, 0, -1):
+        path.append(int(back[layer, path[-1]]))
+    return tuple(reversed(path))

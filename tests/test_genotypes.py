@@ -1,0 +1,58 @@
+"""Genotypes as data (YAML round trip, validation) and decoding (top-2 edges, Viterbi)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evstereo.errors import InputError
+from evstereo.search.decode import NUM_EDGES, decode_cell, edge_index, viterbi_path
+from evstereo.search.genotypes import REFERENCE, CellGenotype, Genotype, PRIMITIVES
+
+
+def test_yaml_round_trip_and_printing(tmp_path):
+    path = tmp_path / "g.yaml"
+    REFERENCE.save(path)
+    back = Genotype.load(path)
+    assert back == REFERENCE
+    assert "path [1, 2, 2, 1]" in str(REFERENCE) and "snn_b5" in path.read_text()
+
+
+def test_invalid_genotypes_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="cannot take input 3"):
+        CellGenotype((((0, "snn_b3"), (1, "snn_b3")), ((3, "snn_b3"), (1, "snn_b3")), ((0, "snn_b3"), (1, "snn_b3"))))
+    with pytest.raises(ValueError, match="jumps"):
+        Genotype(REFERENCE.feature_cell, (2, 0), REFERENCE.matching_cell, (1,))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("feature: {cell: [], path: [0]}\n")
+    with pytest.raises(InputError, match="bad.yaml.*not a valid genotype"):
+        Genotype.load(bad)
+
+
+def test_decode_cell_takes_top_two_edges_per_node():
+    alphas = np.zeros((NUM_EDGES, len(PRIMITIVES)))
+    sk, b3, b5 = (PRIMITIVES.index(p) for p in ("skip_connect", "snn_b3", "snn_b5"))
+    alphas[edge_index(0, 0), b3] = 3
+    alphas[edge_index(0, 1), b5] = 2
+    alphas[edge_index(1, 2), sk] = 4  # node 1: strongest edges are from inputs 2 and 0
+    alphas[edge_index(1, 0), b5] = 3
+    alphas[edge_index(1, 1), b3] = 0.5
+    alphas[edge_index(2, 3), b3] = 5
+    alphas[edge_index(2, 1), b5] = 4
+    cell = decode_cell(alphas)
+    assert cell.nodes[0] == ((0, "snn_b3"), (1, "snn_b5"))
+    assert cell.nodes[1] == ((0, "snn_b5"), (2, "skip_connect"))
+    assert cell.nodes[2] == ((1, "snn_b5"), (3, "snn_b3"))
+
+
+def test_viterbi_finds_the_most_probable_valid_path():
+    betas = np.zeros((4, 4, 3))
+    betas[0, 0] = [0, 0, 5]   # stem -> level 1
+    betas[1, 1] = [0, 0, 5]   # -> level 2
+    betas[2, 2] = [0, 5, 0]   # stay at 2
+    betas[3, 2] = [5, 0, 0]   # -> level 1
+    assert viterbi_path(betas) == (1, 2, 2, 1)
+    assert viterbi_path(betas[:2], end_level=0) != (1, 2)
+    assert viterbi_path(betas[:2], end_level=0)[-1] == 0
+    with pytest.raises(ValueError, match="cannot be reached"):
+        viterbi_path(betas[:1], end_level=3)
