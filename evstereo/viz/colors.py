@@ -68,9 +68,13 @@ def depth_legend(height: int, min_depth: float, max_depth: float, width: int = 6
     bar = colorize_depth(np.repeat(1.0 / inv, 16, axis=1), min_depth, max_depth)
     out = np.full((height, width, 3), 255, np.uint8)
     out[:, :16] = bar
+    last_row = -100
     for z in _ticks(min_depth, max_depth):
         row = int(round((1.0 / min_depth - 1.0 / z) / (1.0 / min_depth - 1.0 / max_depth) * (height - 1)))
         row = min(max(row, 6), height - 3)
+        if row - last_row < 12:  # far depths crowd together on an inverse scale: skip, don't overlap
+            continue
+        last_row = row
         cv2.line(out, (16, row), (20, row), (0, 0, 0), 1)
         cv2.putText(out, f"{z:g}m", (22, row + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
     return out

@@ -1,0 +1,319 @@
+"""The live viewer: the composite picture, the OpenCV window, its keys and the replay control.
+
+``compose_view`` is pure (numpy in, BGR image out) so its layout can be checked without a
+window. Panels have the sensor's size (scaled up for small sensors such as the DVS128)::
+
+    without GT:   left events |        | right events      with GT:   left events |        | right events | overlay
+                  prediction  | legend | overlay                      prediction  | legend | GT           | error
+
+The prediction and GT panels show depth (coloured by inverse depth, with ``depth_legend``)
+when f*B is known, otherwise disparity (with a disparity legend). The overlay panel holds the
+status text: time, FPS, latency, speed, running metrics.
+
+``PlaybackControl`` is the engine's replay clock under the viewer's keys: pausing freezes it
+(so resuming does not count the pause as skipped windows), stepping jumps it to the next
+window, and +/- change its rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from evstereo.viz.colors import colorize_depth, colorize_disparity, colorize_error, depth_legend, label
+
+LEGEND_WIDTH = 60
+MIN_PANEL_HEIGHT = 240  # smaller sensors are scaled up by an integer factor so text stays readable
+MAX_COMPOSITE_WIDTH = 1800  # larger composites (DSEC with GT) are scaled down to fit a screen
+BACKGROUND = (32, 32, 32)
+WINDOW_NAME = "evstereo live depth"
+
+
+# --- layout -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Where each panel sits in the composite: name -> (x, y, width, height) in pixels."""
+
+    width: int
+    height: int
+    panels: dict[str, tuple[int, int, int, int]]
+    scale: float
+
+
+def view_scale(height: int, width: int, with_gt: bool) -> float:
+    """Panel scale for a sensor: integer upscale of small sensors, downscale of very wide composites."""
+    s = float(max(1, math.ceil(MIN_PANEL_HEIGHT / height)))
+    cols = 3 if with_gt else 2
+    total = cols * width * s + LEGEND_WIDTH
+    if total > MAX_COMPOSITE_WIDTH:
+        s = (MAX_COMPOSITE_WIDTH - LEGEND_WIDTH) / (cols * width)
+    return s
+
+
+def view_layout(height: int, width: int, with_gt: bool, scale: float | None = None) -> Layout:
+    """The composite's layout for an (height, width) sensor, with or without the GT panels."""
+    s = view_scale(height, width, with_gt) if scale is None else scale
+    ph, pw = int(round(height * s)), int(round(width * s))
+    # the legend sits right of the prediction (and left of GT, same colours); the columns
+    # above and below line up, leaving a legend-wide gap between the event panels
+    c1, c2 = pw + LEGEND_WIDTH, 2 * pw + LEGEND_WIDTH
+    panels = {
+        "left": (0, 0, pw, ph), "right": (c1, 0, pw, ph),
+        "prediction": (0, ph, pw, ph), "legend": (pw, ph, LEGEND_WIDTH, ph),
+    }
+    if with_gt:
+        panels.update({"overlay": (c2, 0, pw, ph), "gt": (c1, ph, pw, ph), "error": (c2, ph, pw, ph)})
+        size = (3 * pw + LEGEND_WIDTH, 2 * ph)
+    else:
+        panels["overlay"] = (c1, ph, pw, ph)
+        size = (2 * pw + LEGEND_WIDTH, 2 * ph)
+    return Layout(size[0], size[1], panels, s)
+
+
+# --- panels -------------------------------------------------------------------------------
+def disparity_legend(height: int, max_disparity: float, width: int = LEGEND_WIDTH) -> np.ndarray:
+    """A vertical colour bar with disparity labels (px), matching ``colorize_disparity`` (large = top)."""
+    d = np.linspace(max_disparity, 1e-3, height, dtype=np.float32)[:, None]
+    out = np.full((height, width, 3), 255, np.uint8)
+    out[:, :16] = colorize_disparity(np.repeat(d, 16, axis=1), max_disparity)
+    step = max(1, int(round(max_disparity / 6 / 5)) * 5) if max_disparity >= 15 else max(1, int(max_disparity // 4))
+    for v in range(0, int(max_disparity) + 1, step):
+        row = int(round((1 - v / max_disparity) * (height - 1)))
+        row = min(max(row, 6), height - 3)
+        cv2.line(out, (16, row), (20, row), (0, 0, 0), 1)
+        cv2.putText(out, f"{v}px", (22, row + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    up = w >= img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST if up else cv2.INTER_AREA)
+
+
+def _text_panel(w: int, h: int, lines: Sequence[str]) -> np.ndarray:
+    """Dark panel with one line of text per entry (the overlay)."""
+    img = np.full((h, w, 3), BACKGROUND, np.uint8)
+    fs = 0.5 if w >= 300 else 0.4
+    step = int(22 * fs / 0.5)
+    for i, line in enumerate(lines):
+        y = 20 + i * step
+        if y > h - 4:
+            break
+        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, fs, (235, 235, 235), 1, cv2.LINE_AA)
+    return img
+
+
+def disparity_error(prediction: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """|prediction - gt| (px) where GT is valid, NaN elsewhere; invalid predictions count as 0 px."""
+    pred = np.nan_to_num(np.asarray(prediction, np.float32), nan=0.0)
+    return np.where(np.isfinite(gt), np.abs(pred - np.nan_to_num(gt)), np.nan).astype(np.float32)
+
+
+def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: np.ndarray,
+                 gt_disparity: np.ndarray | None = None, fB: float | None = None,
+                 overlay: Sequence[str] = (), *, with_gt: bool | None = None,
+                 max_disparity: float = 64.0, min_depth: float = 0.5, max_depth: float = 10.0,
+                 max_error: float = 3.0, scale: float | None = None) -> np.ndarray:
+    """Build the composite BGR image from one frame's pieces (see the module doc for the layout).
+
+    ``left_events``/``right_events`` are (H, W, 3) BGR event pictures, ``disparity`` and
+    ``gt_disparity`` (H, W) float px with NaN invalid. ``with_gt`` fixes the layout (default:
+    whether ``gt_disparity`` is given); a GT layout without GT for this frame shows empty
+    GT/error panels, so every frame of a run has the same size (a video needs that).
+    """
+    h, w = disparity.shape
+    with_gt = gt_disparity is not None if with_gt is None else with_gt
+    lay = view_layout(h, w, with_gt, scale)
+    out = np.full((lay.height, lay.width, 3), BACKGROUND, np.uint8)
+
+    def put(name: str, img: np.ndarray, caption: str | None = None) -> None:
+        x, y, pw, ph = lay.panels[name]
+        img = _fit(img, pw, ph)
+        if caption:
+            img = label(img, caption)
+        out[y : y + ph, x : x + pw] = img
+
+    def colour(d: np.ndarray) -> np.ndarray:
+        if fB:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return colorize_depth(np.float32(fB) / d, min_depth, max_depth)
+        return colorize_disparity(d, max_disparity)
+
+    put("left", left_events, "left events")
+    put("right", right_events, "right events")
+    put("prediction", colour(disparity), "predicted depth" if fB else "predicted disparity")
+    ph = lay.panels["legend"][3]
+    put("legend", depth_legend(ph, min_depth, max_depth) if fB else disparity_legend(ph, max_disparity))
+    if with_gt:
+        if gt_disparity is not None:
+            put("gt", colour(gt_disparity), "ground truth")
+            err = disparity_error(disparity, gt_disparity)
+            put("error", colorize_error(err, max_error), f"|error| 0-{max_error:g}px")
+        else:
+            blank = np.full((h, w, 3), BACKGROUND, np.uint8)
+            put("gt", blank, "no ground truth at this time")
+            put("error", blank, "error: -")
+    x, y, pw, ph = lay.panels["overlay"]
+    out[y : y + ph, x : x + pw] = _text_panel(pw, ph, overlay)
+    return out
+
+
+# --- running numbers for the overlay -------------------------------------------------------
+class RunningMetrics:
+    """Mean disparity error (px) and 1-px accuracy over every valid GT pixel seen so far."""
+
+    def __init__(self) -> None:
+        self.abs_sum, self.within, self.count, self.frames = 0.0, 0, 0, 0
+
+    def update(self, prediction: np.ndarray, gt: np.ndarray | None) -> None:
+        if gt is None:
+            return
+        err = disparity_error(prediction, gt)
+        e = err[np.isfinite(err)]
+        if e.size:
+            self.abs_sum += float(e.sum())
+            self.within += int((e < 1.0).sum())
+            self.count += int(e.size)
+            self.frames += 1
+
+    @property
+    def mean_error(self) -> float | None:
+        return self.abs_sum / self.count if self.count else None
+
+    @property
+    def one_px_accuracy(self) -> float | None:
+        return self.within / self.count if self.count else None
+
+    def as_dict(self) -> dict:
+        return {"mean_disparity_error_px": self.mean_error, "one_px_accuracy": self.one_px_accuracy,
+                "frames_with_gt": self.frames, "pixels": self.count}
+
+
+class RateMeter:
+    """Frames per second of wall time over the last ``n`` frames."""
+
+    def __init__(self, n: int = 20) -> None:
+        self.n, self.times = n, []
+
+    def tick(self) -> float:
+        self.times = (self.times + [time.perf_counter()])[-self.n :]
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+
+# --- replay control -----------------------------------------------------------------------
+class PlaybackControl:
+    """A pausable replay clock with a variable rate, to pass as the engine's ``clock``/``sleep``.
+
+    The engine already multiplies by its configured speed; ``rate`` is the factor on top of it
+    that +/- change. While paused the clock stands still; the viewer then pulls a frame only
+    on a step, and ``sleep`` jumps the clock to that window instead of waiting.
+    """
+
+    RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+    def __init__(self, wall=time.perf_counter, real_sleep=time.sleep) -> None:
+        self.wall, self.real_sleep = wall, real_sleep
+        self.rate = 1.0
+        self.paused = False
+        self._base_wall = wall()
+        self._base_virtual = 0.0
+
+    def clock(self) -> float:
+        if self.paused:
+            return self._base_virtual
+        return self._base_virtual + (self.wall() - self._base_wall) * self.rate
+
+    def _rebase(self) -> None:
+        self._base_virtual, self._base_wall = self.clock(), self.wall()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if self.paused:
+            self._base_virtual += seconds  # a step: jump to the window's end
+        else:
+            self.real_sleep(seconds / self.rate)
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self.paused:
+            self._rebase()
+            self.paused = paused
+            self._base_wall = self.wall()
+
+    def faster(self) -> None:
+        self._set_rate(+1)
+
+    def slower(self) -> None:
+        self._set_rate(-1)
+
+    def _set_rate(self, direction: int) -> None:
+        i = min(range(len(self.RATES)), key=lambda k: abs(self.RATES[k] - self.rate)) + direction
+        self._rebase()
+        self.rate = self.RATES[min(max(i, 0), len(self.RATES) - 1)]
+
+
+# --- the window ---------------------------------------------------------------------------
+KEYS = {
+    ord(" "): "pause", ord("n"): "step", ord("."): "step", ord("+"): "faster", ord("="): "faster",
+    ord("-"): "slower", ord("_"): "slower", ord("s"): "snapshot", ord("q"): "quit", 27: "quit",
+}
+HELP = "space pause | n/. step | +/- speed | s snapshot | q/Esc quit"
+
+
+def display_available() -> bool:
+    """Whether a window can open: WAYLAND_DISPLAY, or a DISPLAY whose local X socket exists.
+
+    Qt aborts the process when it cannot reach the display, so check before trying.
+    """
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    disp = os.environ.get("DISPLAY", "")
+    if not disp:
+        return False
+    if disp.startswith(":"):  # local display ":N[.S]": its socket must exist
+        num = disp[1:].split(".")[0]
+        return num.isdigit() and Path(f"/tmp/.X11-unix/X{num}").exists()
+    return True  # remote or forwarded (host:N): let the toolkit try
+
+
+class LiveWindow:
+    """The OpenCV window: shows composites, turns key presses into actions ("pause", "quit", ...)."""
+
+    def __init__(self, name: str = WINDOW_NAME) -> None:
+        self.name = name
+        # GUI_NORMAL: no Qt toolbar, so the window shows exactly the composite's pixels
+        cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+        self.closed = False
+
+    def show(self, image: np.ndarray) -> None:
+        cv2.imshow(self.name, image)
+
+    def poll(self, wait_ms: int = 1) -> str | None:
+        """Process window events for ``wait_ms``; the action of a pressed key, "quit" when the window was closed."""
+        key = cv2.waitKey(max(1, wait_ms))
+        try:
+            if cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1:
+                self.closed = True
+                return "quit"
+        except cv2.error:
+            self.closed = True
+            return "quit"
+        return KEYS.get(key & 0xFF) if key >= 0 else None
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.name)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
