@@ -1,0 +1,1 @@
+"""Training glue: LightningModules (search, train), metrics and callbacks (e.g. ``dgs.DGSCallback``)."""

@@ -1,0 +1,245 @@
+"""Energy accounting: synaptic operations of spiking layers, MACs of analog ones, from real inputs.
+
+:class:`EnergyMeter` runs a model once with forward hooks on every ``Conv1d/2d/3d``,
+``ConvTranspose1d/2d/3d`` and ``Linear`` and looks at what each one actually receives:
+
+- **spiking** when every input value is in {-1, 0, 1} (spikes, or the signed SBT event
+  input): each non-zero input is one accumulate per synapse it drives, so
+  ``SOPs = sum over input spikes of (out_channels / groups) x (kernel taps whose output lies
+  inside the output map)``. The border rule: only output positions that exist count, so with
+  a 3x3 stride-1 "same" conv a spike in a corner drives 4 taps, on an edge 6, inside 9
+  (exactly what the transposed count gives). It is computed by convolving the input's spike
+  mask with an all-ones kernel with the layer's stride, padding, dilation and groups. A
+  linear layer: ``spikes x out_features``.
+- **analog** otherwise (e.g. after a layer switched to BN + ReLU), by formula:
+  ``MACs = output elements x (in_channels / groups) x kernel volume`` for a conv (padding
+  counted, the usual convention), ``input elements x (out_channels / groups) x kernel
+  volume`` for a transposed conv, ``input rows x in x out`` for a linear layer.
+
+So the accounting follows the hybrid switch by itself. ``kinds`` can force a layer's kind
+by name pattern. Energy = ``SOPs x pj_per_ac + MACs x pj_per_mac`` (0.9 pJ and 4.6 pJ, 45 nm,
+PAPER.md section 5). Biases, BatchNorm (folded into the conv at inference), pooling and
+neuron updates are not counted.
+
+Inputs may be ``[B, T, ...]``: the hooked layers see every time step (time folded into the
+batch) and everything is summed over all steps; every figure is reported **per frame**, i.e.
+divided by the batch size B of the first tensor input (override with ``frames=``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DEFAULT_PJ_PER_AC = 0.9
+DEFAULT_PJ_PER_MAC = 4.6
+KINDS = ("spiking", "analog")
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TCONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_COUNTED = _CONVS + _TCONVS + (nn.Linear,)
+
+
+def is_spike_tensor(x: Tensor) -> bool:
+    """Whether every value of ``x`` is -1, 0 or 1 (spikes, or signed event counts)."""
+    if x.dtype == torch.bool:
+        return True
+    return bool(((x == 0) | (x.abs() == 1)).all())
+
+
+def _conv_fn(module: nn.Module):
+    nd = len(module.kernel_size)
+    if isinstance(module, _TCONVS):
+        return {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
+    return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+
+
+def synaptic_ops(module: nn.Module, x: Tensor) -> int:
+    """Accumulates caused by the non-zero entries of ``x`` in ``module`` (border rule above)."""
+    mask = (x != 0).to(torch.float32)
+    if isinstance(module, nn.Linear):
+        return int(mask.sum(dtype=torch.float64).item()) * module.out_features
+    g = module.groups
+    k = module.kernel_size
+    if isinstance(module, _TCONVS):
+        ones = torch.ones((module.in_channels, 1) + tuple(k), device=x.device)
+        count = _conv_fn(module)(mask, ones, None, module.stride, module.padding, module.output_padding, g, module.dilation)
+        return int(count.sum(dtype=torch.float64).item()) * (module.out_channels // g)
+    ones = torch.ones((g, module.in_channels // g) + tuple(k), device=x.device)
+    padding = module.padding
+    if module.padding_mode != "zeros":
+        # the module pads explicitly; do the same to the mask (reflected spikes are real inputs)
+        mask = F.pad(mask, module._reversed_padding_repeated_twice, mode=module.padding_mode)
+        padding = 0
+    count = _conv_fn(module)(mask, ones, None, module.stride, padding, module.dilation, g)
+    return int(count.sum(dtype=torch.float64).item()) * (module.out_channels // g)
+
+
+def multiply_accumulates(module: nn.Module, x: Tensor, y: Tensor) -> int:
+    """Dense MACs of ``module`` for input ``x`` and output ``y`` (formulas above)."""
+    if isinstance(module, nn.Linear):
+        return x.numel() * module.out_features
+    kvol = math.prod(module.kernel_size)
+    if isinstance(module, _TCONVS):
+        return x.numel() * (module.out_channels // module.groups) * kvol
+    return y.numel() * (module.in_channels // module.groups) * kvol
+
+
+class EnergyMeter:
+    """Measure SOPs, MACs and energy of ``model`` per layer on real inputs.
+
+    ``EnergyMeter(model).measure(*inputs)`` runs ``model(*inputs)`` under ``torch.no_grad``
+    (in whatever train/eval mode the model is in: call ``model.eval()`` for inference figures)
+    and returns a JSON-ready dict: ``sops``, ``macs``, ``energy_mj``, ``energy_ac_mj``,
+    ``energy_mac_mj``, ``frames``, ``pj_per_ac``, ``pj_per_mac`` and ``layers``, a list of
+    ``{name, type, kind, calls, input_spike_rate, sops, macs, energy_mj}`` in model order
+    (layers that did not run are left out). All counts are per frame.
+    ``kinds`` maps fnmatch patterns of layer names to a forced kind.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        pj_per_ac: float = DEFAULT_PJ_PER_AC,
+        pj_per_mac: float = DEFAULT_PJ_PER_MAC,
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
+        self.model = model
+        self.pj_per_ac = float(pj_per_ac)
+        self.pj_per_mac = float(pj_per_mac)
+        self.kinds = dict(kinds or {})
+        for kind in self.kinds.values():
+            if kind not in KINDS:
+                raise ValueError(f"unknown layer kind {kind!r}; choose one of {KINDS}")
+
+    def _forced(self, name: str) -> str | None:
+        kind = None
+        for pattern, k in self.kinds.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                kind = k
+        return kind
+
+    def measure(self, *inputs: Any, frames: int | None = None, **kwargs: Any) -> dict:
+        """Run the model once on ``inputs`` (and ``kwargs``) and return the per-frame report."""
+        if frames is None:
+            first = next((t for t in inputs if isinstance(t, Tensor)), None)
+            if first is None or first.dim() == 0:
+                raise ValueError("EnergyMeter.measure needs a tensor input with a batch dimension, or frames=")
+            frames = int(first.shape[0])
+        if frames < 1:
+            raise ValueError(f"frames must be at least 1, got {frames}")
+        stats: dict[str, dict] = {}
+        order: list[str] = []
+        handles = []
+
+        def hook(name: str):
+            def fn(module: nn.Module, args: tuple, output: Any) -> None:
+                x = args[0]
+                y = output if isinstance(output, Tensor) else output[0]
+                forced = self._forced(name)
+                spiking = is_spike_tensor(x) if forced is None else forced == "spiking"
+                s = stats.get(name)
+                if s is None:
+                    s = stats[name] = {"type": type(module).__name__, "kinds": set(), "calls": 0,
+                                       "elements": 0, "nonzero": 0, "sops": 0, "macs": 0}
+                    order.append(name)
+                s["calls"] += 1
+                s["elements"] += x.numel()
+                s["nonzero"] += int((x != 0).sum().item())
+                if spiking:
+                    s["kinds"].add("spiking")
+                    s["sops"] += synaptic_ops(module, x)
+                else:
+                    s["kinds"].add("analog")
+                    s["macs"] += multiply_accumulates(module, x, y)
+            return fn
+
+        for name, m in self.model.named_modules():
+            if isinstance(m, _COUNTED):
+                handles.append(m.register_forward_hook(hook(name)))
+        try:
+            with torch.no_grad():
+                self.model(*inputs, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+
+        layers = []
+        for name in order:
+            s = stats[name]
+            kind = s["kinds"].pop() if len(s["kinds"]) == 1 else "mixed"
+            sops, macs = s["sops"] / frames, s["macs"] / frames
+            rate = s["nonzero"] / s["elements"] if s["elements"] else 0.0
+            layers.append({
+                "name": name,
+                "type": s["type"],
+                "kind": kind,
+                "calls": s["calls"],
+                "input_spike_rate": rate if kind != "analog" else None,
+                "sops": sops,
+                "macs": macs,
+                "energy_mj": self._mj(sops, macs),
+            })
+        sops = sum(layer["sops"] for layer in layers)
+        macs = sum(layer["macs"] for layer in layers)
+        return {
+            "sops": sops,
+            "macs": macs,
+            "energy_mj": self._mj(sops, macs),
+            "energy_ac_mj": self._mj(sops, 0.0),
+            "energy_mac_mj": self._mj(0.0, macs),
+            "frames": frames,
+            "pj_per_ac": self.pj_per_ac,
+            "pj_per_mac": self.pj_per_mac,
+            "layers": layers,
+        }
+
+    def _mj(self, sops: float, macs: float) -> float:
+        return (sops * self.pj_per_ac + macs * self.pj_per_mac) * 1e-9  # pJ -> mJ
+
+    @staticmethod
+    def table(result: Mapping[str, Any]) -> str:
+        """A fixed-width text table of a :meth:`measure` result (per frame)."""
+        return format_energy_table(result)
+
+    @staticmethod
+    def to_json(result: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
+        """The result as JSON text; with ``path``, also written there (temporary name + rename)."""
+        text = json.dumps(result, indent=2)
+        if path is not None:
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return text
+
+
+def format_energy_table(result: Mapping[str, Any]) -> str:
+    """Per-layer table and totals of an :meth:`EnergyMeter.measure` result."""
+    head = f"{'layer':<32} {'type':<16} {'kind':<8} {'in rate':>8} {'SOPs (M)':>11} {'MACs (M)':>11} {'energy (mJ)':>12}"
+    lines = [head, "-" * len(head)]
+    for layer in result["layers"]:
+        rate = "" if layer["input_spike_rate"] is None else f"{layer['input_spike_rate']:.3f}"
+        lines.append(f"{layer['name'][:32]:<32} {layer['type']:<16} {layer['kind']:<8} {rate:>8} "
+                     f"{layer['sops'] / 1e6:>11.3f} {layer['macs'] / 1e6:>11.3f} {layer['energy_mj']:>12.5f}")
+    lines.append("-" * len(head))
+    lines.append(f"{'total per frame':<32} {'':<16} {'':<8} {'':>8} {result['sops'] / 1e6:>11.3f} "
+                 f"{result['macs'] / 1e6:>11.3f} {result['energy_mj']:>12.5f}")
+    lines.append(f"({result['pj_per_ac']} pJ per accumulate, {result['pj_per_mac']} pJ per MAC, "
+                 f"{result['frames']} frame(s) measured)")
+    return "\n".join(lines)
