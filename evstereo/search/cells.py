@@ -1,0 +1,193 @@
+"""SpikeDHS cells: operations mixed at the membrane, for the supernet and for derived networks.
+
+Every node has ONE spiking neuron; its incoming edges add currents into that membrane:
+``snn_b3``/``snn_b5`` edges contribute conv(3x3[x3]) + BN of their input spikes, a
+``skip_connect`` edge contributes its input spikes unchanged. The node's surrogate
+temperature comes from its ops: ``snn_bX`` stands for b = X, a node takes the (weighted)
+mean b of its spiking ops — the way we realise "b3/b5 ops" with one neuron per node (the
+reference code's exact rule is not public). A cell has two inputs (index 0: two layers back,
+1: previous layer), both resampled to the cell's level and width first, three nodes, and
+outputs the concatenation of its nodes (block multiplier 3). Works for 2D ([B, T, C, H, W])
+and 3D ([B, T, C, D, H, W]) tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from evstereo.search.decode import edge_index
+from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, CellGenotype
+from evstereo.snn.conv import Conv3d
+from evstereo.snn.layers import SpikingConv, SpikingLayer
+from evstereo.snn.neuron import LIF, TimeConstants
+
+OP_B = {"snn_b3": 3.0, "snn_b5": 5.0}
+_CONV = {2: nn.Conv2d, 3: Conv3d}
+_BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+class Neurons:
+    """What every neuron of one part of the network shares: time-constant registry and type."""
+
+    def __init__(self, time_constants: TimeConstants | None, neuron_type: str, **lif_kwargs):
+        self.tc, self.type, self.kwargs = time_constants, neuron_type, lif_kwargs
+
+    def lif(self, b: float = 3.0) -> LIF:
+        if self.tc is None:
+            return LIF(b=b, **self.kwargs)
+        return LIF(b=b, time_constants=self.tc, neuron_type=self.type, **self.kwargs)
+
+    def conv(self, c_in: int, c_out: int, k: int, stride: int, dim: int) -> SpikingConv:
+        if self.tc is None:
+            return SpikingConv(c_in, c_out, k, stride, dim=dim, **self.kwargs)
+        return SpikingConv(c_in, c_out, k, stride, dim=dim, time_constants=self.tc, neuron_type=self.type, **self.kwargs)
+
+
+def edge_op(name: str, channels: int, dim: int) -> nn.Module:
+    """The synapse of one edge: a current from the source's spikes."""
+    if name == "skip_connect":
+        return nn.Identity()
+    if name in OP_B:
+        return nn.Sequential(_CONV[dim](channels, channels, 3, 1, 1, bias=False), _BN[dim](channels))
+    raise ValueError(f"unknown operation {name!r}")
+
+
+def fold(x: Tensor) -> Tensor:
+    """[B, T, ...] -> [B*T, ...] so per-step modules see a plain batch."""
+    return x.flatten(0, 1)
+
+
+def unfold(y: Tensor, like: Tensor) -> Tensor:
+    return y.unflatten(0, like.shape[:2])
+
+
+class Resample(nn.Module):
+    """Bring a [B, T, C, ...] input from one level to another (each level halves the size).
+
+    Coarser: one stride-2 spiking 3x3 conv per level. Finer: nearest upsampling to the target
+    size (spikes stay binary), then a 1x1 spiking conv. Same level: a 1x1 spiking conv,
+    or nothing when the width already matches.
+    """
+
+    def __init__(self, c_in: int, c_out: int, level_in: int, level_out: int, dim: int, neurons: Neurons):
+        super().__init__()
+        self.up = level_out < level_in
+        steps = max(level_out - level_in, 0)
+        layers = []
+        c = c_in
+        for _ in range(steps):
+            layers.append(neurons.conv(c, c_out, 3, 2, dim))
+            c = c_out
+        if steps == 0 and (c_in != c_out or self.up):
+            layers.append(neurons.conv(c_in, c_out, 1, 1, dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, size: tuple[int, ...]) -> Tensor:
+        if self.up:
+            x = unfold(F.interpolate(fold(x), size=size, mode="nearest"), x)
+        return self.layers(x)
+
+
+class NodeSynapse(nn.Module):
+    """Sum of edge currents; the input is the channel-concatenation of the node's sources.
+
+    Packing the sources into one tensor lets a derived node be a plain SpikingLayer, so DGS,
+    hybrid switching and the energy meter treat it like any other layer.
+    """
+
+    def __init__(self, ops: list[nn.Module], channels: int):
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = x.split(self.channels, dim=1)
+        return sum(op(p) for op, p in zip(self.ops, parts))
+
+
+def node_b(ops: list[str]) -> float:
+    spiking = [OP_B[o] for o in ops if o in OP_B]
+    return sum(spiking) / len(spiking) if spiking else 3.0
+
+
+class Cell(nn.Module):
+    """A derived cell (two edges per node) at one level."""
+
+    def __init__(self, genotype: CellGenotype, c_pp: int, c_p: int, level_pp: int, level_p: int, level: int,
+                 channels: int, dim: int, neurons: Neurons):
+        super().__init__()
+        self.genotype, self.channels, self.level = genotype, channels, level
+        self.pre0 = Resample(c_pp, channels, level_pp, level, dim, neurons)
+        self.pre1 = Resample(c_p, channels, level_p, level, dim, neurons)
+        self.nodes = nn.ModuleList()
+        for edges in genotype.nodes:
+            ops = [edge_op(op, channels, dim) for _, op in edges]
+            self.nodes.append(SpikingLayer(NodeSynapse(ops, channels), neurons.lif(node_b([op for _, op in edges]))))
+
+    @property
+    def out_channels(self) -> int:
+        return NUM_NODES * self.channels
+
+    def forward(self, s0: Tensor, s1: Tensor, size: tuple[int, ...]) -> Tensor:
+        states = [self.pre0(s0, size), self.pre1(s1, size)]
+        for edges, node in zip(self.genotype.nodes, self.nodes):
+            states.append(node(torch.cat([states[src] for src, _ in edges], dim=2)))
+        return torch.cat(states[2:], dim=2)
+
+
+class MixedNode(nn.Module):
+    """A supernet node: every candidate op on every incoming edge, weighted by softmax(alpha)."""
+
+    def __init__(self, n_inputs: int, channels: int, dim: int, neurons: Neurons, primitives=PRIMITIVES):
+        super().__init__()
+        self.primitives = primitives
+        self.edges = nn.ModuleList(
+            nn.ModuleList(edge_op(p, channels, dim) if p != "zero" else _Zero() for p in primitives)
+            for _ in range(n_inputs))
+        self.neuron = neurons.lif()
+        self._b = torch.tensor([OP_B.get(p, 0.0) for p in primitives])
+
+    def forward(self, inputs: list[Tensor], weights: Tensor) -> Tensor:
+        """``weights``: [n_inputs, n_ops] softmax weights of this node's edges."""
+        current = 0
+        for src, ops in enumerate(self.edges):
+            x = fold(inputs[src])
+            for k, op in enumerate(ops):
+                current = current + weights[src, k] * op(x)
+        current = unfold(current, inputs[0])
+        # the node's surrogate b: mean of the spiking ops' b, weighted by their edge weights
+        spiking = (self._b > 0).to(weights)
+        w = weights.mean(0) * spiking
+        b = (w * self._b.to(weights)).sum() / w.sum().clamp_min(1e-6)
+        return self.neuron(current, b=b.detach())
+
+
+class _Zero(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x * 0.0
+
+
+class MixedCell(nn.Module):
+    """A supernet cell: the cell of ``Cell`` with all nine edges mixed."""
+
+    def __init__(self, c_pp: int, c_p: int, level_pp: int, level_p: int, level: int, channels: int, dim: int,
+                 neurons: Neurons, primitives=PRIMITIVES):
+        super().__init__()
+        self.channels, self.level = channels, level
+        self.pre0 = Resample(c_pp, channels, level_pp, level, dim, neurons)
+        self.pre1 = Resample(c_p, channels, level_p, level, dim, neurons)
+        self.nodes = nn.ModuleList(MixedNode(2 + k, channels, dim, neurons, primitives) for k in range(NUM_NODES))
+
+    @property
+    def out_channels(self) -> int:
+        return NUM_NODES * self.channels
+
+    def forward(self, s0: Tensor, s1: Tensor, size: tuple[int, ...], weights: Tensor) -> Tensor:
+        """``weights``: [9, n_ops] softmax of the alphas."""
+        states = [self.pre0(s0, size), self.pre1(s1, size)]
+        for k, node in enumerate(self.nodes):
+            w = weights[edge_index(k, 0) : edge_index(k, 0) + 2 + k]
+            states.append(node(states, w))
+        return torch.cat(states[2:], dim=2)
