@@ -1,1 +1,130 @@
-from evstereo.models.sgbm import SGBMStereo  # noqa: F401  (classical baseline, stand-in until the trained network ships)
+"""Pure-torch models: the spiking stereo network (from a genotype), its supernet, baselines.
+
+``build_stereo_net(config)`` takes a dict or a YAML path::
+
+    genotype: reference            # 'reference', a genotype YAML path, or the genotype inline
+    max_disparity: 63              # ... any NetConfig field
+    in_channels: 5
+
+``build_search_net(config)`` builds the supernet (``feature_layers``/``matching_layers``
+instead of ``genotype``). ``save_checkpoint``/``load_checkpoint`` store a network with its
+config and genotype so it can be rebuilt without the config file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+import yaml
+
+from evstereo.errors import InputError
+from evstereo.fileio import atomic_path
+from evstereo.models.sgbm import SGBMStereo
+from evstereo.models.stereo_net import NetConfig, SearchStereoNet, StereoNet
+from evstereo.search.genotypes import REFERENCE, Genotype
+
+__all__ = ["NetConfig", "SGBMStereo", "SearchStereoNet", "StereoNet", "build_search_net", "build_stereo_net",
+           "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "evstereo-stereonet-1"
+_NET_FIELDS = {f.name for f in fields(NetConfig)}
+
+
+def _read_config(config: dict | str | os.PathLike) -> tuple[dict, Path | None]:
+    if isinstance(config, dict):
+        return dict(config), None
+    path = Path(config)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "model config does not exist") from None
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "model config must be a mapping of options")
+    return data, path
+
+
+def net_config(data: dict, source=None) -> NetConfig:
+    """NetConfig from the known keys of a config mapping (unknown keys are an error)."""
+    unknown = set(data) - _NET_FIELDS - {"genotype", "feature_layers", "matching_layers"}
+    if unknown:
+        raise InputError(source, f"unknown model option(s): {', '.join(sorted(unknown))}")
+    try:
+        return NetConfig(**{k: v for k, v in data.items() if k in _NET_FIELDS})
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, f"invalid model option ({exc})") from None
+
+
+def resolve_genotype(value, base: Path | None = None) -> Genotype:
+    """'reference', a YAML path (relative to the config file's folder or the cwd), or inline data."""
+    if value is None or value == "reference":
+        return REFERENCE
+    if isinstance(value, Genotype):
+        return value
+    if isinstance(value, dict):
+        return Genotype.from_data(value)
+    path = Path(value)
+    if not path.is_absolute() and base is not None and (base / path).exists():
+        path = base / path
+    return Genotype.load(path)
+
+
+def build_stereo_net(config: dict | str | os.PathLike) -> StereoNet:
+    """The derived network described by ``config`` (dict or YAML path)."""
+    data, path = _read_config(config)
+    base = path.parent if path else None
+    try:
+        genotype = resolve_genotype(data.get("genotype"), base)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"invalid genotype ({exc})") from None
+    return StereoNet(genotype, net_config(data, path))
+
+
+def build_search_net(config: dict | str | os.PathLike) -> SearchStereoNet:
+    """The supernet described by ``config``: NetConfig fields plus feature_layers/matching_layers."""
+    data, path = _read_config(config)
+    return SearchStereoNet(int(data.get("feature_layers", 2)), int(data.get("matching_layers", 4)), net_config(data, path))
+
+
+def save_checkpoint(model: StereoNet, path: str | os.PathLike, extra: dict | None = None) -> None:
+    """Weights + config + genotype in one file (written atomically), loadable anywhere."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.as_dict(),
+        "genotype": model.genotype.to_data(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> StereoNet:
+    """Rebuild a network from ``save_checkpoint``'s file or a Lightning checkpoint of apps.train."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise InputError(path, f"cannot be read as a checkpoint ({exc.__class__.__name__})") from None
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        config, genotype, state = payload["config"], payload["genotype"], payload["state_dict"]
+    elif isinstance(payload, dict) and "hyper_parameters" in payload and "state_dict" in payload:
+        hp = payload["hyper_parameters"]
+        if "net" not in hp or "genotype" not in hp:
+            raise InputError(path, "is a Lightning checkpoint but not of an evstereo stereo network")
+        config, genotype = hp["net"], hp["genotype"]
+        state = {k[len("model."):]: v for k, v in payload["state_dict"].items() if k.startswith("model.")}
+    else:
+        raise InputError(path, "is not an evstereo checkpoint")
+    model = StereoNet(resolve_genotype(genotype), NetConfig(**config))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit the network it describes ({str(exc).splitlines()[0]})") from None
+    return model.eval()

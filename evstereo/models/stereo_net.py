@@ -44,6 +44,8 @@ class NetConfig:
     decay: dict = field(default_factory=lambda: {"stem": 0.2, "feature": 0.2, "matching": 0.2})
     learn_time_constants: bool = True
     threshold: float = 0.5
+    representation: str = "sbt"  # what the input tensors hold (see evstereo.datasets.samples)
+    window_us: int = 50_000
     modes: dict = field(default_factory=lambda: {"feature_net.stem0": "analog", "feature_net.stem1": "analog"})
 
     def __post_init__(self) -> None:
@@ -51,6 +53,18 @@ class NetConfig:
             raise ValueError(f"head must be one of {sorted(HEADS)}, not {self.head!r}")
         if self.max_disparity < 3:
             raise ValueError("max_disparity must be at least 3")
+
+    @property
+    def input_spec(self) -> dict:
+        """Keyword arguments of the SampleSpec that produces this network's input."""
+        if self.representation in ("counts", "spikes"):
+            if self.in_channels != 2:
+                raise ValueError(f"{self.representation} input has 2 channels (polarities), not {self.in_channels}")
+            bins = self.time_steps
+        else:
+            bins = self.in_channels * self.time_steps
+        return {"representation": self.representation, "bins": bins, "time_steps": self.time_steps,
+                "window_us": self.window_us}
 
     @property
     def levels(self) -> int:
@@ -159,6 +173,10 @@ class StereoNet(nn.Module):
     @property
     def max_disparity(self) -> int:
         return self.config.max_disparity
+
+    @property
+    def input_spec(self) -> dict:
+        return self.config.input_spec
 
     def _pad(self, x: Tensor, max_level: int) -> tuple[Tensor, int, int]:
         mult = STRIDES[0] * 2**max_level
