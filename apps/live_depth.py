@@ -134,7 +134,7 @@ class LiveRun:
         md = getattr(model, "max_disparity", None) or self.spec.max_disparity or 64.0
         self.max_disparity = float(md)
         self.with_gt = bool(rec.has_gt and self.fB is not None)
-        self.metrics = RunningMetrics()
+        self.metrics = RunningMetrics(fB=self.fB)
         self.rate = RateMeter()
         self.output_ms: list[float] = []
         self.t_start = rec.time_span()[0]

@@ -126,6 +126,8 @@ def test_running_metrics_and_keys():
     gt = np.array([[1.0, 2.0, np.nan, 4.0]], np.float32)
     m.update(np.array([[1.5, 4.0, 9.0, np.nan]], np.float32), gt)  # errors 0.5, 2, -, 4 (NaN prediction = 0)
     assert m.mean_error == pytest.approx(6.5 / 3) and m.one_px_accuracy == pytest.approx(1 / 3)
+    m.update(np.array([[1.0]], np.float32), np.array([[1.0]], np.float32))  # a perfect second frame
+    assert m.mean_error == pytest.approx(6.5 / 3 / 2)  # averaged over frames, not pixels
     assert KEYS[ord(" ")] == "pause" and KEYS[ord("n")] == KEYS[ord(".")] == "step"
     assert KEYS[ord("+")] == "faster" and KEYS[ord("-")] == "slower" and KEYS[ord("s")] == "snapshot"
     assert KEYS[ord("q")] == KEYS[27] == "quit"

@@ -27,6 +27,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from evstereo.metrics import MetricAccumulator
 from evstereo.viz.colors import colorize_depth, colorize_disparity, colorize_error, depth_legend, label
 
 LEGEND_WIDTH = 60
@@ -168,34 +169,25 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
 
 
 # --- running numbers for the overlay -------------------------------------------------------
-class RunningMetrics:
-    """Mean disparity error (px) and 1-px accuracy over every valid GT pixel seen so far."""
-
-    def __init__(self) -> None:
-        self.abs_sum, self.within, self.count, self.frames = 0.0, 0, 0, 0
-
-    def update(self, prediction: np.ndarray, gt: np.ndarray | None) -> None:
-        if gt is None:
-            return
-        err = disparity_error(prediction, gt)
-        e = err[np.isfinite(err)]
-        if e.size:
-            self.abs_sum += float(e.sum())
-            self.within += int((e < 1.0).sum())
-            self.count += int(e.size)
-            self.frames += 1
+class RunningMetrics(MetricAccumulator):
+    """The protocol's metrics (``evstereo.metrics``: per frame, then averaged over frames) so far."""
 
     @property
     def mean_error(self) -> float | None:
-        return self.abs_sum / self.count if self.count else None
+        return self.compute()["mean_disparity_error"]
 
     @property
     def one_px_accuracy(self) -> float | None:
-        return self.within / self.count if self.count else None
+        return self.compute()["one_pixel_accuracy"]
+
+    def update(self, prediction: np.ndarray, gt: np.ndarray | None, valid: np.ndarray | None = None):
+        return None if gt is None else super().update(prediction, gt, valid)
 
     def as_dict(self) -> dict:
-        return {"mean_disparity_error_px": self.mean_error, "one_px_accuracy": self.one_px_accuracy,
-                "frames_with_gt": self.frames, "pixels": self.count}
+        r = self.compute()
+        return {"mean_disparity_error_px": r["mean_disparity_error"], "one_px_accuracy": r["one_pixel_accuracy"],
+                "mean_depth_error_m": r["mean_depth_error"], "median_depth_error_m": r["median_depth_error"],
+                "frames_with_gt": r["frames"]}
 
 
 class RateMeter:
