@@ -14,7 +14,8 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from evstereo.datasets.prepared import cache_key, prepare_recording, valid_frames
 from evstereo.datasets.samples import SampleSpec
@@ -44,13 +45,14 @@ class StereoDataModule(L.LightningDataModule):
     def __init__(self, train: list[str] | str | None = None, val: list[str] | str | None = None,
                  test: list[str] | str | None = None, mvsec_root: str | None = None, mvsec_split: int | None = None,
                  spec: dict | None = None, crop: tuple[int, int] | None = None, flip: float = 0.0,
-                 batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None):
+                 batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None, search_split: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.spec = SampleSpec(**(spec or {}))
         self.crop, self.flip = crop, flip
         self.batch_size, self.num_workers = batch_size, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.search_split = search_split
         self.items: dict[str, Items] = {"train": [], "val": [], "test": []}
         if mvsec_split is not None:
             if mvsec_root is None:
@@ -114,8 +116,16 @@ class StereoDataModule(L.LightningDataModule):
         return DataLoader(self.datasets[stage], batch_size=self.batch_size if stage == "train" else 1,
                           shuffle=shuffle, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self):
+        if not self.search_split:
+            return self._loader("train", shuffle=True)
+        # bi-level search: weights learn on one half of the training frames, the
+        # architecture on the other (alternate frames, so both halves span every recording)
+        full = self.datasets["train"]
+        halves = {name: Subset(full, range(start, len(full), 2)) for name, start in (("weights", 0), ("arch", 1))}
+        loaders = {k: DataLoader(v, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+                                 persistent_workers=self.num_workers > 0) for k, v in halves.items()}
+        return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -88,6 +88,7 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
                 f.attrs["spec"] = json.dumps(spec.as_dict())
                 f.attrs["source"] = str(source)
                 f.attrs["done"] = 0
+                f.attrs["fB"] = float("nan") if rec.fB is None else float(rec.fB)
                 f.create_dataset("frames", data=frames)
                 _create(f, len(frames), spec.shape_tc + (rec.height, rec.width), spec, right_gt)
             dtype = f["left"].dtype

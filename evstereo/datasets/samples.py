@@ -77,7 +77,7 @@ def make_sample(rec: Recording, index: int, spec: SampleSpec, with_right_gt: boo
     """Build the sample for GT frame ``index``: events paired with GT by timestamp."""
     t = int(rec.gt_timestamps()[index])
     t0, t1 = window_bounds(t, spec)
-    out = {"t_us": t, "index": index}
+    out = {"t_us": t, "index": index, "fB": float("nan") if rec.fB is None else float(rec.fB)}
     for cam in ("left", "right"):
         out[cam] = represent(rec.events(cam, t0, t1), spec, rec.height, rec.width, t0, t1)
     out["disparity"], out["valid"] = gt_disparity(rec.disparity(index), spec)

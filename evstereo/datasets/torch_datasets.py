@@ -27,6 +27,7 @@ def _to_torch(sample: dict) -> dict:
     out["left"], out["right"] = out["left"].float(), out["right"].float()
     out["t_us"] = torch.tensor(int(sample["t_us"]), dtype=torch.int64)
     out["index"] = torch.tensor(int(sample["index"]), dtype=torch.int64)
+    out["fB"] = torch.tensor(float(sample["fB"]), dtype=torch.float32)  # NaN when unknown
     return out
 
 
@@ -71,6 +72,7 @@ class PreparedDataset(Dataset):
         with h5py.File(self.path, "r") as f:
             self.frames = f["frames"][:]
             self.has_right_gt = "disparity_right" in f
+            self.fB = float(f.attrs.get("fB", float("nan")))
         self._f = None
 
     def __len__(self) -> int:
@@ -83,7 +85,7 @@ class PreparedDataset(Dataset):
         s = {k: f[k][i] for k in _KEYS}
         if self.has_right_gt:
             s["disparity_right"], s["valid_right"] = f["disparity_right"][i], f["valid_right"][i]
-        s["t_us"], s["index"] = f["t_us"][i], self.frames[i]
+        s["t_us"], s["index"], s["fB"] = f["t_us"][i], self.frames[i], self.fB
         if self.transform is not None:
             s = self.transform(s, _sample_rng())
         return _to_torch(s)

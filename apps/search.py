@@ -1,0 +1,66 @@
+"""`python -m apps.search --config configs/search/X.yaml [section.key=value ...]`: search an architecture.
+
+First-order bi-level search of the SpikeDHS supernet with the cost constraint. Writes
+OUT/genotype.yaml (what `apps.train` consumes via the model config's `genotype:`), the
+architecture history, and PNG plots of the search. Resumes from OUT/checkpoints/last.ckpt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+
+from evstereo.errors import InputError
+from evstereo.fileio import write_text_atomic
+from evstereo.training.modules import StereoSearchModule
+from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
+                                      resume_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m apps.search", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True, help="run config YAML (configs/search/...)")
+    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. module.cost_weight=0.1")
+    ap.add_argument("--no-resume", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_run_config(args.config, args.overrides)
+        cfg.setdefault("dgs", {}).setdefault("enabled", False)  # DGS belongs to retraining
+        L.seed_everything(int(cfg["seed"]), workers=True)
+        net, _ = model_options(cfg, with_genotype=False)
+        module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
+        dm = build_datamodule(cfg, module.model.input_spec, search=True)
+        trainer = build_trainer(cfg, dgs_callbacks(cfg))
+        ckpt = resume_path(cfg, not args.no_resume)
+        if ckpt:
+            print(f"resuming from {ckpt}", flush=True)
+        trainer.fit(module, dm, ckpt_path=ckpt)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    if trainer.is_global_zero:
+        out = Path(cfg["out"])
+        genotype = module.model.genotype()
+        genotype.save(out / "genotype.yaml")
+        write_text_atomic(out / "arch_history.json", json.dumps(module.history))
+        print(genotype)
+        print(f"wrote {out / 'genotype.yaml'}")
+        try:
+            from evstereo.viz.search_plots import plot_search
+
+            for p in plot_search(module.history, out / "plots"):
+                print(f"wrote {p}")
+        except ImportError:
+            pass  # plots module not there yet
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

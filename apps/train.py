@@ -1,0 +1,53 @@
+"""`python -m apps.train --config configs/train/X.yaml [section.key=value ...]`: train a stereo network.
+
+Resumes from OUT/checkpoints/last.ckpt when it exists (run the same command again after an
+interruption); writes OUT/model.pt (the network with its config and genotype) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lightning as L
+
+from evstereo.errors import InputError
+from evstereo.models import save_checkpoint
+from evstereo.training.modules import StereoTrainModule
+from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
+                                      resume_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m apps.train", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True, help="run config YAML (configs/train/...)")
+    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. trainer.max_epochs=3")
+    ap.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_run_config(args.config, args.overrides)
+        L.seed_everything(int(cfg["seed"]), workers=True)
+        net, genotype = model_options(cfg)
+        module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
+        dm = build_datamodule(cfg, module.model.input_spec)
+        trainer = build_trainer(cfg, dgs_callbacks(cfg))
+        ckpt = resume_path(cfg, not args.no_resume)
+        if ckpt:
+            print(f"resuming from {ckpt}", flush=True)
+        trainer.fit(module, dm, ckpt_path=ckpt)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    out = Path(cfg["out"]) / "model.pt"
+    if trainer.is_global_zero:
+        save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step})
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

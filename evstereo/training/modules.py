@@ -1,0 +1,189 @@
+"""LightningModules: training a derived stereo network, and searching the supernet.
+
+Both log the MVSEC metrics (``evstereo.metrics``: per frame, averaged over frames; the
+averaging goes through torchmetrics so it stays right under DDP) and the energy per frame
+(EnergyMeter on the first validation batch) at every validation.
+
+``StereoTrainModule`` keeps the network's config and genotype in its hyper-parameters, so
+``evstereo.models.load_checkpoint`` rebuilds the network from a Lightning checkpoint alone.
+``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
+from each half of the training data, an Adam step on the architecture (alphas, betas) on the
+"arch" half (task loss + cost_weight x expected giga-ops), then an SGD step on the weights
+on the "weights" half.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torchmetrics import MeanMetric
+
+from evstereo.metrics import METRIC_NAMES, frame_metrics
+from evstereo.models import NetConfig, SearchStereoNet, StereoNet
+from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
+from evstereo.models import resolve_genotype
+from evstereo.snn import EnergyMeter, learned_time_constants
+
+LOSSES = ("smooth_l1", "subpixel_ce", "both")
+
+
+def stereo_loss(model: StereoNet, batch: dict, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, predicted disparity) for a batch; the target is masked by ``valid``."""
+    cost = model.cost(batch["left"], batch["right"])
+    pred = model.readout(cost)
+    gt, valid = batch["disparity"], batch["valid"]
+    total = pred.new_zeros(())
+    if loss in ("smooth_l1", "both"):
+        total = total + smooth_l1(pred, gt, valid)
+    if loss in ("subpixel_ce", "both"):
+        total = total + subpixel_cross_entropy(cost, gt, valid)
+    return total, pred
+
+
+class _MetricsMixin:
+    """Validation metrics and energy, shared by the train and search modules."""
+
+    def _init_metrics(self) -> None:
+        self.val_metrics = torch.nn.ModuleDict({n: MeanMetric() for n in METRIC_NAMES})
+        self._energy = None
+
+    def _validate(self, model, batch: dict, batch_idx: int) -> None:
+        pred = model(batch["left"], batch["right"]).detach().cpu().numpy()
+        gt = batch["disparity"].cpu().numpy()
+        valid = batch["valid"].cpu().numpy()
+        fb = batch["fB"].cpu().numpy()
+        for i in range(len(pred)):
+            m = frame_metrics(pred[i], gt[i], valid[i], None if np.isnan(fb[i]) else float(fb[i]))
+            if m is None:
+                continue
+            for k, v in m.items():
+                self.val_metrics[k].update(v)
+        if batch_idx == 0 and self.log_energy:
+            self._energy = EnergyMeter(model).measure(batch["left"][:1], batch["right"][:1])
+
+    def _log_validation(self) -> None:
+        for name, metric in self.val_metrics.items():
+            if metric.update_count:
+                self.log(f"val/{name}", metric.compute(), sync_dist=True)
+            metric.reset()
+        if self._energy is not None:
+            self.log("val/energy_mj", float(self._energy["energy_mj"]))
+            self.log("val/sops_g", float(self._energy["sops"]) / 1e9)
+            self.log("val/macs_g", float(self._energy["macs"]) / 1e9)
+
+
+class StereoTrainModule(_MetricsMixin, L.LightningModule):
+    """Train a derived network (DGS and learnable time constants come with the network)."""
+
+    def __init__(self, net: dict | None = None, genotype: dict | str = "reference", loss: str = "smooth_l1",
+                 lr: float = 1e-3, milestones: tuple[int, ...] = (50, 100, 150), gamma: float = 0.5,
+                 weight_decay: float = 0.0, log_energy: bool = True):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        genotype = resolve_genotype(genotype).to_data()
+        self.save_hyperparameters({"net": NetConfig(**(net or {})).as_dict(), "genotype": genotype, "loss": loss,
+                                   "lr": lr, "milestones": list(milestones), "gamma": gamma,
+                                   "weight_decay": weight_decay, "log_energy": log_energy})
+        self.model = StereoNet(resolve_genotype(genotype), NetConfig(**self.hparams.net))
+        self.log_energy = log_energy
+        self._init_metrics()
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return self.model(left, right)
+
+    def dgs_loss(self, batch: dict) -> torch.Tensor:
+        return stereo_loss(self.model, batch, self.hparams.loss)[0]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, pred = stereo_loss(self.model, batch, self.hparams.loss)
+        with torch.no_grad():
+            v = batch["valid"]
+            epe = (pred - batch["disparity"]).abs()[v].mean() if v.any() else pred.new_zeros(())
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
+        self.log("train/epe", epe, prog_bar=True, batch_size=len(pred))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._validate(self.model, batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_validation()
+        for name, value in learned_time_constants(self.model).items():
+            if isinstance(value, float):
+                self.log(f"decay/{name}", value)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(self.hparams.milestones), self.hparams.gamma)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+class StereoSearchModule(_MetricsMixin, L.LightningModule):
+    """First-order bi-level search of the supernet with the cost constraint."""
+
+    def __init__(self, net: dict | None = None, feature_layers: int = 2, matching_layers: int = 4,
+                 loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
+                 a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 0.0, arch_start_epoch: int = 0,
+                 log_energy: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.model = SearchStereoNet(feature_layers, matching_layers, NetConfig(**(net or {})))
+        self.log_energy = log_energy
+        self.history: list[dict] = []  # architecture weights after every epoch (for the plots)
+        self._init_metrics()
+
+    def dgs_loss(self, batch: dict) -> torch.Tensor:
+        return stereo_loss(self.model, batch, self.hparams.loss)[0]
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_w, opt_a = self.optimizers()
+        hp = self.hparams
+        if self.current_epoch >= hp.arch_start_epoch and "arch" in batch:
+            b = batch["arch"]
+            task, _ = stereo_loss(self.model, b, hp.loss)
+            h, w = b["left"].shape[-2:]
+            cost = self.model.expected_cost(h, w)
+            opt_a.zero_grad()
+            self.manual_backward(task + hp.cost_weight * cost)
+            opt_a.step()
+            self.log("search/arch_loss", task, batch_size=len(b["left"]))
+            self.log("search/expected_gops", cost, batch_size=len(b["left"]))
+        b = batch["weights"]
+        loss, _ = stereo_loss(self.model, b, hp.loss)
+        opt_w.zero_grad()
+        self.manual_backward(loss)
+        torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), 5.0)
+        opt_w.step()
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(b["left"]))
+        if self.trainer.is_last_batch:  # here, not in on_train_epoch_end: checkpoint callbacks run before that hook
+            self.history.append(self.arch_snapshot())
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._validate(self.model, batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_validation()
+
+    def arch_snapshot(self) -> dict:
+        f, m = self.model.feature_net.trellis, self.model.matching_net.trellis
+        return {"epoch": self.current_epoch, "genotype": self.model.genotype().to_data(),
+                **{k: v.detach().cpu().tolist() for k, v in
+                   (("feature_alphas", f.alphas), ("feature_betas", f.betas),
+                    ("matching_alphas", m.alphas), ("matching_betas", m.betas))}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["arch_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("arch_history", []))
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt_w = torch.optim.SGD(self.model.weight_parameters(), lr=hp.w_lr, momentum=hp.w_momentum,
+                                weight_decay=hp.w_weight_decay)
+        opt_a = torch.optim.Adam(self.model.arch_parameters(), lr=hp.a_lr, betas=(0.5, 0.999),
+                                 weight_decay=hp.a_weight_decay)
+        return [opt_w, opt_a]
