@@ -27,13 +27,21 @@ from evstereo.models.stereo_net import NetConfig, SearchStereoNet, StereoNet
 from evstereo.search.genotypes import REFERENCE, Genotype
 
 __all__ = ["NetConfig", "SGBMStereo", "SearchStereoNet", "StereoNet", "build_search_net", "build_stereo_net",
-           "load_checkpoint", "save_checkpoint"]
+           "load_checkpoint", "save_checkpoint", "shipped_checkpoint"]
 
 CHECKPOINT_FORMAT = "evstereo-stereonet-1"
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fast.pt"
+
+
+def shipped_checkpoint() -> Path:
+    """The checkpoint that ships with the package (used when an app gets no --checkpoint)."""
+    if not SHIPPED.is_file():
+        raise InputError(SHIPPED, "the shipped checkpoint is missing; pass --checkpoint")
+    return SHIPPED
 _NET_FIELDS = {f.name for f in fields(NetConfig)}
 
 
-def _read_config(config: dict | str | os.PathLike) -> tuple[dict, Path | None]:
+def read_config(config: dict | str | os.PathLike) -> tuple[dict, Path | None]:
     if isinstance(config, dict):
         return dict(config), None
     path = Path(config)
@@ -75,7 +83,7 @@ def resolve_genotype(value, base: Path | None = None) -> Genotype:
 
 def build_stereo_net(config: dict | str | os.PathLike) -> StereoNet:
     """The derived network described by ``config`` (dict or YAML path)."""
-    data, path = _read_config(config)
+    data, path = read_config(config)
     base = path.parent if path else None
     try:
         genotype = resolve_genotype(data.get("genotype"), base)
@@ -86,7 +94,7 @@ def build_stereo_net(config: dict | str | os.PathLike) -> StereoNet:
 
 def build_search_net(config: dict | str | os.PathLike) -> SearchStereoNet:
     """The supernet described by ``config``: NetConfig fields plus feature_layers/matching_layers."""
-    data, path = _read_config(config)
+    data, path = read_config(config)
     return SearchStereoNet(int(data.get("feature_layers", 2)), int(data.get("matching_layers", 4)), net_config(data, path))
 
 

@@ -74,8 +74,23 @@ def model_options(cfg: dict, with_genotype: bool = True) -> tuple[dict, dict | N
     return net_config(data, source).as_dict(), genotype.to_data()
 
 
+def generate_recordings(entries: list[dict]) -> None:
+    """Make the synthetic recordings a config lists under ``data.generate`` when missing.
+
+    Each entry: ``{out, name, seconds, seed}`` as for ``data_tools.synth``; so a config plus
+    one command reproduce a training run from nothing.
+    """
+    from evstereo.simulation import synthesize
+
+    for e in entries:
+        if not (Path(e["out"]) / f"{e['name']}_data.hdf5").exists():
+            print(f"generating {e['out']}/{e['name']} ({e['seconds']} s, seed {e['seed']})", flush=True)
+            synthesize(e["out"], e["name"], float(e["seconds"]), int(e["seed"]))
+
+
 def build_datamodule(cfg: dict, input_spec: dict, search: bool = False) -> StereoDataModule:
     data = copy.deepcopy(cfg.get("data") or {})
+    generate_recordings(data.pop("generate", []))
     spec = data.pop("spec", None)
     if spec is not None and {k: spec.get(k, v) for k, v in input_spec.items()} != input_spec:
         raise InputError(None, f"data.spec {spec} does not match the model's input {input_spec}")
