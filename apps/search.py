@@ -2,7 +2,8 @@
 
 First-order bi-level search of the SpikeDHS supernet with the cost constraint. Writes
 OUT/genotype.yaml (what `apps.train` consumes via the model config's `genotype:`), the
-architecture history, and PNG plots of the search. Resumes from OUT/checkpoints/last.ckpt.
+architecture history, and PNG plots of the search under OUT/plots (architecture weights, decoded
+cells and layer paths, loss and validation curves). Resumes from OUT/checkpoints/last.ckpt.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from evstereo.fileio import write_text_atomic
 from evstereo.training.modules import StereoSearchModule
 from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
                                       resume_path)
+from evstereo.viz.search_plots import plot_search
+from evstereo.viz.training_plots import plot_training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(out / "arch_history.json", json.dumps(module.history))
         print(genotype)
         print(f"wrote {out / 'genotype.yaml'}")
-        try:
-            from evstereo.viz.search_plots import plot_search
-
-            for p in plot_search(module.history, out / "plots"):
-                print(f"wrote {p}")
-        except ImportError:
-            pass  # plots module not there yet
+        written = plot_search(module.history, out / "plots")
+        curves = plot_training_curves(out / "csv" / "metrics.csv", out / "plots" / "curves.png")
+        for p in written + ([curves] if curves is not None else []):
+            print(f"wrote {p}")
     return 0
 
 

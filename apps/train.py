@@ -1,7 +1,9 @@
 """`python -m apps.train --config configs/train/X.yaml [section.key=value ...]`: train a stereo network.
 
 Resumes from OUT/checkpoints/last.ckpt when it exists (run the same command again after an
-interruption); writes OUT/model.pt (the network with its config and genotype) at the end.
+interruption); writes OUT/model.pt (the network with its config and genotype) at the end, and
+PNG plots under OUT/plots: DGS temperatures (dgs.png), learned time constants
+(time_constants.png), loss and validation metrics (curves.png).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import lightning as L
 
 from evstereo.errors import InputError
 from evstereo.models import save_checkpoint
+from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
 from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
                                       resume_path)
+from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.is_global_zero:
         save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step})
         print(f"wrote {out}")
+        for p in write_plots(trainer, Path(cfg["out"])):
+            print(f"wrote {p}")
     return 0
+
+
+def write_plots(trainer: L.Trainer, out: Path) -> list[Path]:
+    """OUT/plots/dgs.png, time_constants.png and curves.png, as far as the run has data for them."""
+    plots, metrics = out / "plots", out / "csv" / "metrics.csv"
+    dgs = next((cb for cb in trainer.callbacks if isinstance(cb, DGSCallback)), None)
+    written = [plot_dgs_history(dgs.history, plots / "dgs.png") if dgs is not None else None,
+               plot_time_constants(metrics, plots / "time_constants.png"),
+               plot_training_curves(metrics, plots / "curves.png")]
+    return [p for p in written if p is not None]
 
 
 if __name__ == "__main__":
