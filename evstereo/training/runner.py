@@ -52,6 +52,8 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None)
         parts = key.split(".")
         if parts[0] not in SECTIONS:
             raise InputError(path, f"override {item!r}: unknown section {parts[0]!r}")
+        if parts[0] == "model" and len(parts) > 1 and isinstance(cfg.get("model"), str):
+            cfg["model"] = _inline_model(cfg["model"])
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
@@ -60,6 +62,15 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None)
     cfg.setdefault("out", f"runs/{path.stem}")
     cfg.setdefault("seed", 0)
     return cfg
+
+
+def _inline_model(model_path: str) -> dict:
+    """A model YAML as a mapping (so overrides can change it), its genotype path made absolute."""
+    data, source = read_config(model_path)
+    g = data.get("genotype")
+    if isinstance(g, str) and g != "reference" and not Path(g).is_absolute() and (source.parent / g).exists():
+        data["genotype"] = str((source.parent / g).resolve())
+    return data
 
 
 def model_options(cfg: dict, with_genotype: bool = True) -> tuple[dict, dict | None]:
