@@ -18,8 +18,7 @@ import lightning as L
 from evstereo.errors import InputError
 from evstereo.fileio import write_text_atomic
 from evstereo.training.modules import StereoSearchModule
-from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
-                                      resume_path)
+from evstereo.training.runner import fit, load_run_config, model_options
 from evstereo.viz.search_plots import plot_search
 from evstereo.viz.training_plots import plot_training_curves
 
@@ -36,12 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         L.seed_everything(int(cfg["seed"]), workers=True)
         net, _ = model_options(cfg, with_genotype=False)
         module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
-        dm = build_datamodule(cfg, module.model.input_spec, search=True)
-        trainer = build_trainer(cfg, dgs_callbacks(cfg))
-        ckpt = resume_path(cfg, not args.no_resume)
-        if ckpt:
-            print(f"resuming from {ckpt}", flush=True)
-        trainer.fit(module, dm, ckpt_path=ckpt)
+        trainer = fit(cfg, module, resume=not args.no_resume, search=True)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

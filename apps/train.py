@@ -18,8 +18,7 @@ from evstereo.errors import InputError
 from evstereo.models import save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
-from evstereo.training.runner import (build_datamodule, build_trainer, dgs_callbacks, load_run_config, model_options,
-                                      resume_path)
+from evstereo.training.runner import fit, load_run_config, model_options
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
@@ -34,12 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         L.seed_everything(int(cfg["seed"]), workers=True)
         net, genotype = model_options(cfg)
         module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
-        dm = build_datamodule(cfg, module.model.input_spec)
-        trainer = build_trainer(cfg, dgs_callbacks(cfg))
-        ckpt = resume_path(cfg, not args.no_resume)
-        if ckpt:
-            print(f"resuming from {ckpt}", flush=True)
-        trainer.fit(module, dm, ckpt_path=ckpt)
+        trainer = fit(cfg, module, resume=not args.no_resume)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -164,3 +164,14 @@ def dgs_callbacks(cfg: dict) -> list:
     if not opts.pop("enabled", True):
         return []
     return [DGSCallback(**opts)]
+
+
+def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False) -> L.Trainer:
+    """Data, trainer (checkpoints, logs, DGS unless disabled) and ``Trainer.fit``, resuming from last.ckpt."""
+    dm = build_datamodule(cfg, module.model.input_spec, search=search)
+    trainer = build_trainer(cfg, dgs_callbacks(cfg))
+    ckpt = resume_path(cfg, resume)
+    if ckpt:
+        print(f"resuming from {ckpt}", flush=True)
+    trainer.fit(module, dm, ckpt_path=ckpt)
+    return trainer
