@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+from pathlib import Path
 
 from evstereo.benchmarks import MODULES, Row
 
@@ -28,13 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
     ap.add_argument("--only", nargs="*", choices=MODULES, help="run only these benchmark modules")
     ap.add_argument("--json", help="also write the rows to this JSON file")
+    ap.add_argument("--details", metavar="FILE",
+                    help="write the longer results (e.g. per-layer energy tables) to this Markdown file")
     args = ap.parse_args(argv)
+    if args.details:
+        from evstereo.fileio import write_text_atomic
+
+        write_text_atomic(args.details, "# Benchmark details\n\n")  # modules append their sections
+        os.environ["EVSTEREO_BENCH_DETAILS"] = str(Path(args.details).resolve())
     rows: list[Row] = []
     for name in args.only or MODULES:
         mod = importlib.import_module(f"evstereo.benchmarks.{name}")
         print(f"running {name} ...", file=sys.stderr, flush=True)
         rows += mod.run(args.quick)
     print(format_table(rows))
+    if args.details:
+        print(f"details: {args.details}", file=sys.stderr)
     if args.json:
         from evstereo.fileio import write_text_atomic
 

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("recording", metavar="RECORDING",
                     help="MVSEC-layout .hdf5 (incl. converted) or DSEC sequence folder")
     ap.add_argument("--checkpoint", metavar="CKPT", default=None, help="trained model checkpoint")
-    ap.add_argument("--model", choices=MODELS, default="sgbm",
-                    help="model when no checkpoint is given (default: sgbm, OpenCV's StereoSGBM on event images)")
+    ap.add_argument("--model", choices=MODELS, default=None,
+                    help="run this baseline instead of a network (sgbm: OpenCV's StereoSGBM on event images)")
     ap.add_argument("--max-disparity", type=int, default=63, help="sgbm: largest disparity searched, px (default 63)")
     ap.add_argument("--max-speed", action="store_true", help="process every window as fast as possible (no pacing)")
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed factor at real-time pace (default 1)")
@@ -83,17 +83,21 @@ def build_model(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
     A model may carry ``spec`` (a SampleSpec: representation, bins, window) and
     ``max_disparity``; without them the SampleSpec() default (SBT, 5 bins, 50 ms) is used.
     """
-    if args.checkpoint is not None:
-        # When the trained network ships: `from evstereo.models import load_checkpoint`
-        # and `return load_checkpoint(args.checkpoint), f"StereoNet ({args.checkpoint})"`.
-        raise CliError(f"{args.checkpoint}: no model loader yet (the trained spiking network has not shipped); "
-                       f"run without --checkpoint to use the SGBM baseline")
     if args.model == "sgbm":
         from evstereo.models.sgbm import SGBMStereo
 
         name = f"sgbm (OpenCV StereoSGBM on event images, max disparity {args.max_disparity} px)"
         return SGBMStereo(max_disparity=args.max_disparity), name
-    raise CliError(f"unknown model {args.model!r}")
+    from evstereo.models import load_checkpoint, shipped_checkpoint
+
+    try:
+        # no --checkpoint: the network that ships with the package
+        path = args.checkpoint if args.checkpoint is not None else shipped_checkpoint()
+        model = load_checkpoint(path)
+    except InputError as exc:
+        raise CliError(" ".join(str(exc).split())) from None
+    model.spec = SampleSpec(**model.input_spec)  # the representation the network was built for
+    return model, f"StereoNet ({path})"
 
 
 def _pct(values: list[float]) -> dict:

@@ -157,12 +157,12 @@ def test_playback_control_pauses_steps_and_changes_speed():
     assert c.rate == 0.5
 
 
-def test_checkpoint_without_loader_is_a_clear_error(random_recording, capsys):
+def test_missing_checkpoint_is_a_clear_error(random_recording, capsys):
     from apps.live_depth import main
 
     assert main([str(random_recording), "--checkpoint", "model.ckpt", "--headless"]) == 2
     err = capsys.readouterr().err
-    assert "no model loader yet" in err and "model.ckpt" in err and len(err.strip().splitlines()) == 1
+    assert "model.ckpt: checkpoint does not exist" in err and len(err.strip().splitlines()) == 1
 
 
 def test_keys_act_on_the_run_and_snapshot_writes_png_and_ply(random_recording, tmp_path, capsys):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 # Modules under evstereo.benchmarks, run in this order by apps.bench.
-MODULES = ["representations", "reading", "snn"]
+MODULES = ["representations", "reading", "snn", "models", "live"]
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""The benchmark modules' measuring pieces on tiny inputs, so the benchmark code cannot rot
+(no timing is asserted)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from evstereo.benchmarks import MODULES
+from evstereo.benchmarks import live, models
+
+
+def test_models_and_live_are_registered():
+    assert MODULES[-2:] == ["models", "live"]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny problems gain nothing from two, and a shared machine's load hurts
+    multi-threaded regions badly."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_model_measurement_on_a_small_input(tmp_path, monkeypatch, one_thread):
+    net, weights = models.load_network("fast", models.CONFIGS["fast"])
+    assert "weights" in weights
+    torch.manual_seed(1)
+    left = (torch.rand(1, 1, 5, 64, 96) < 0.1).float() * torch.randint(0, 2, (1, 1, 5, 64, 96)).mul(2).sub(1)
+    right = torch.roll(left, -2, dims=-1)
+    m = models.measure_model(net, left, right, repeat=1, warmup=0)
+    assert m["best_ms"] > 0 and m["median_ms"] >= m["best_ms"]
+    assert m["params"] == sum(p.numel() for p in net.parameters()) > 0
+    if sys.platform.startswith("linux"):
+        assert m["peak_bytes"] >= 0
+    measured, dense = m["measured"], m["dense"]
+    assert measured["layers"] and dense["macs"] > 0
+    assert dense["macs"] >= measured["macs"]
+    # the bounds bound the measured figure whatever the weights
+    assert measured["energy_mj"] <= m["sop_bound_mj"] + 1e-12 <= dense["energy_mj"] + 1e-12
+    assert 0 <= m["silent_layers"] <= m["spiking_layers"]
+
+    details = tmp_path / "details.md"
+    monkeypatch.setenv(models.DETAILS_ENV, str(details))
+    models.write_details("one", "table 1")
+    models.write_details("two", models.format_energy_table(measured))
+    text = details.read_text()
+    assert text.index("## one") < text.index("## two") and "total per frame" in text
+
+
+def test_live_run_and_timings_reader(random_recording, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVSTEREO_SNN_BACKEND", "eager")  # no kernel compilation in a 2-frame run
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ckpt, weights = live.fast_checkpoint(tmp_path)
+    assert ckpt.is_file() and "weights" in weights
+    r = live.run_live(random_recording, tmp_path / "out", "--checkpoint", str(ckpt), "--max-frames", "2",
+                      "--ply-every", "0")
+    assert r["model"].startswith("StereoNet") and r["frames"] == 2 and r["fps"] > 0
+    assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
+    assert set(r["shares"]) == {"read", "represent", "model", "post", "output"}
+    assert sum(r["shares"].values()) == pytest.approx(1.0)
+    if sys.platform.startswith("linux"):
+        assert r["peak_rss_bytes"] > 50 * 2**20  # a Python process with torch loaded
+    rows = live._rows("g", "fast network", r, weights)
+    assert rows[0].unit == "frames/s" and rows[0].met is not None and rows[-1].unit == "%"
+
+
+def test_shipped_checkpoint_is_used_when_present(tmp_path, monkeypatch):
+    from evstereo.models import build_stereo_net, save_checkpoint
+
+    save_checkpoint(build_stereo_net(models.CONFIGS["fast"]), tmp_path / "fast.pt")
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(live, "CHECKPOINTS", tmp_path)
+    net, weights = models.load_network("fast", models.CONFIGS["fast"])
+    assert weights.startswith("trained weights") and "differs" not in weights and not net.training
+    assert models.load_network("reference", models.CONFIGS["reference"])[1].startswith("untrained")
+    assert live.fast_checkpoint(tmp_path / "unused")[0] == tmp_path / "fast.pt"
