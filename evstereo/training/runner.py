@@ -115,7 +115,7 @@ def build_trainer(cfg: dict, callbacks: list) -> L.Trainer:
     ckpt = cfg.get("checkpoint") or {}
     callbacks = list(callbacks) + [
         ModelCheckpoint(dirpath=out / "checkpoints", filename="epoch{epoch:03d}", every_n_epochs=1, save_top_k=-1,
-                        auto_insert_metric_name=False),
+                        auto_insert_metric_name=False, enable_version_counter=False),
         LastCheckpoint(out / "checkpoints" / "last.ckpt", int(ckpt.get("every_n_train_steps", 100))),
         TQDMProgressBar(refresh_rate=int(ckpt.get("progress_refresh", 10))),
     ]
@@ -148,7 +148,9 @@ class LastCheckpoint(L.Callback):
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
-        self._save(trainer)
+        # only a finished epoch: a run cut short (max_steps) must resume inside its epoch
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._save(trainer)
 
 
 def resume_path(cfg: dict, resume: bool) -> str | None:
