@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     out = folder / "live"
     live_args = [str(data), "--out", str(out)]
     if not display_available():
-        live_args.append("--headless")
+        live_args += ["--headless", "--max-speed"]  # files, not a screen: keep every frame
     print(f"\nlive depth: python -m apps.live_depth {' '.join(live_args)}", flush=True)
     code = live_depth.main(live_args)
     if code == 0 and not display_available():
