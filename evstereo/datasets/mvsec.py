@@ -68,6 +68,7 @@ class MVSECRecording(Recording):
             self.gt_path = gt_path if gt_path.exists() else None
             self._gt = _open_h5(gt_path) if self.gt_path is not None else None
             self._gt_ts = self._read_gt_timestamps()
+            self._gt_right_ts = self._read_right_timestamps()
             self._index = self._load_or_build_index(cache_index)
         except BaseException:
             self.close()
@@ -129,6 +130,12 @@ class MVSECRecording(Recording):
         if np.any(np.diff(t_us) < 0):
             raise InputError(self.gt_path, f"'{key}_ts' timestamps are not sorted")
         return t_us
+
+    def _read_right_timestamps(self) -> np.ndarray | None:
+        key = "davis/right/depth_image_rect_ts"
+        if self._gt is None or key not in self._gt or "davis/right/depth_image_rect" not in self._gt:
+            return None
+        return seconds_to_us(self._gt[key][:])
 
     # --- time index -------------------------------------------------------------------
     def _index_path(self) -> Path:
@@ -234,16 +241,15 @@ class MVSECRecording(Recording):
     def depth_right(self, index: int) -> np.ndarray | None:
         """Rectified right depth of GT frame ``index`` (for flip augmentation), or None if absent.
 
-        Matched to the left frame by timestamp, never by index.
+        Matched to the left frame by timestamp (within 1 ms), never by index.
         """
-        key = "davis/right/depth_image_rect"
-        if self._gt is None or key not in self._gt or f"{key}_ts" not in self._gt:
+        ts = self._gt_right_ts
+        if ts is None or len(ts) == 0:
             return None
-        ts = seconds_to_us(self._gt[f"{key}_ts"][:])
-        j = int(np.argmin(np.abs(ts - self._gt_ts[index]))) if len(ts) else -1
-        if j < 0 or abs(int(ts[j]) - int(self._gt_ts[index])) > 1000:
+        j = int(np.argmin(np.abs(ts - self._gt_ts[index])))
+        if abs(int(ts[j]) - int(self._gt_ts[index])) > 1000:
             return None
-        return self._depth_frame(key, j)
+        return self._depth_frame("davis/right/depth_image_rect", j)
 
     def depth_raw(self, camera: str, index: int) -> tuple[int, np.ndarray]:
         """(timestamp us, unrectified depth) of raw depth frame ``index`` of ``camera``."""

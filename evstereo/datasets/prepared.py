@@ -72,7 +72,7 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
             with h5py.File(out, "r") as f:
                 if f.attrs.get("key") == key:
                     return out
-        right_gt = with_right_gt and getattr(rec, "depth_right", lambda i: None)(int(frames[0])) is not None if len(frames) else False
+        right_gt = with_right_gt and len(frames) > 0 and rec.depth_right(int(frames[0])) is not None
         done = 0
         if partial.exists():
             try:

@@ -51,6 +51,10 @@ class Recording(abc.ABC):
         """Rectified left depth (m) of GT frame ``index``, float32 (H, W), NaN invalid."""
         raise InputError(self.path, "has no ground-truth depth")
 
+    def depth_right(self, index: int) -> np.ndarray | None:
+        """Rectified right depth at GT frame ``index``'s time (flip augmentation), or None if absent."""
+        return None
+
     def disparity(self, index: int) -> np.ndarray:
         """Rectified left disparity (px) of GT frame ``index``, float32 (H, W), NaN invalid."""
         fB = self.fB

@@ -82,7 +82,7 @@ def make_sample(rec: Recording, index: int, spec: SampleSpec, with_right_gt: boo
         out[cam] = represent(rec.events(cam, t0, t1), spec, rec.height, rec.width, t0, t1)
     out["disparity"], out["valid"] = gt_disparity(rec.disparity(index), spec)
     if with_right_gt:
-        depth_right = getattr(rec, "depth_right", lambda i: None)(index)
+        depth_right = rec.depth_right(index)
         if depth_right is not None and rec.fB is not None:
             out["disparity_right"], out["valid_right"] = gt_disparity(depth_to_disparity(depth_right, rec.fB), spec)
     return out

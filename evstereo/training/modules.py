@@ -20,9 +20,8 @@ import torch
 from torchmetrics import MeanMetric
 
 from evstereo.metrics import METRIC_NAMES, frame_metrics
-from evstereo.models import NetConfig, SearchStereoNet, StereoNet
+from evstereo.models import NetConfig, SearchStereoNet, StereoNet, resolve_genotype
 from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
-from evstereo.models import resolve_genotype
 from evstereo.snn import EnergyMeter, learned_time_constants
 
 LOSSES = ("smooth_l1", "subpixel_ce", "both")
