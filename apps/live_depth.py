@@ -35,6 +35,7 @@ from evstereo.datasets.samples import SampleSpec
 from evstereo.errors import InputError
 from evstereo.datasets.recording import Recording
 from evstereo.inference import DepthFrame, EngineConfig, StreamingEngine
+from evstereo.runtime import keep_freed_memory
 from evstereo.inference.headless import HeadlessOutputs
 from evstereo.viz.colors import colorize_depth, colorize_disparity, event_image
 from evstereo.viz.pointcloud import disparity_to_points, write_ply
@@ -175,13 +176,14 @@ class LiveRun:
             return colorize_depth(frame.depth, self.args.min_depth, self.args.max_depth)
         return colorize_disparity(frame.disparity, self.max_disparity)
 
-    def compose(self, frame: DepthFrame) -> np.ndarray:
+    def compose(self, frame: DepthFrame, depth_bgr: np.ndarray | None = None) -> np.ndarray:
         h, w = self.rec.height, self.rec.width
         left = event_image(frame.left.x, frame.left.y, frame.left.p, h, w)
         right = event_image(frame.right.x, frame.right.y, frame.right.p, h, w)
         return compose_view(left, right, frame.disparity, frame.gt_disparity, self.fB, self.overlay(frame),
                             with_gt=self.with_gt, max_disparity=self.max_disparity,
-                            min_depth=self.args.min_depth, max_depth=self.args.max_depth)
+                            min_depth=self.args.min_depth, max_depth=self.args.max_depth,
+                            prediction_bgr=self.colour(frame) if depth_bgr is None else depth_bgr)
 
     def points(self, frame: DepthFrame, depth_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return disparity_to_points(frame.disparity, self.P, self.fB, depth_bgr,
@@ -256,11 +258,10 @@ class LiveRun:
             self.fps = self.rate.tick()
             self.metrics.update(frame.disparity, frame.gt_disparity)
             t = time.perf_counter()
-            composite = self.compose(frame)
+            depth_bgr = self.colour(frame)
+            composite = self.compose(frame, depth_bgr)
             self.last = (frame, composite)
-            depth_bgr = None
             if self.outputs is not None:
-                depth_bgr = self.colour(frame)
                 writer = None
                 if self.fB is not None:
                     writer = lambda path, f=frame, c=depth_bgr: write_ply(path, *self.points(f, c))  # noqa: E731
@@ -268,7 +269,6 @@ class LiveRun:
             if self.window is not None:
                 self.window.show(composite)
                 if self.cloud is not None and self.cloud.open:
-                    depth_bgr = self.colour(frame) if depth_bgr is None else depth_bgr
                     self.cloud.update(*self.points(frame, depth_bgr))
                 if self.handle(self.window.poll(1)):
                     self.redraw()
@@ -326,6 +326,7 @@ def _summary(r: dict, paths: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         for opt, v in (("--speed", args.speed), ("--window-ms", args.window_ms), ("--stride-ms", args.stride_ms),
                        ("--max-frames", args.max_frames), ("--max-disparity", args.max_disparity)):
@@ -389,7 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None:
             report = run.report(status, error, wall)
             if run.outputs is not None:
-                paths = run.outputs.close(report)
+                try:
+                    paths = run.outputs.close(report)
+                except OSError as exc:  # a queued frame could not be written; the rest is finalised
+                    code = 1
+                    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
             if run.window is not None:
                 run.window.close()
             if run.cloud is not None:

@@ -22,15 +22,16 @@ METRIC_NAMES = ("mean_disparity_error", "one_pixel_accuracy", "mean_depth_error"
 def frame_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
                   fB: float | None = None) -> dict[str, float] | None:
     """Metrics of one frame (disparities in px); None when no pixel is valid."""
-    pred = np.asarray(pred, np.float64)
-    gt = np.asarray(gt, np.float64)
+    pred, gt = np.asarray(pred), np.asarray(gt)
     mask = np.isfinite(gt) & (gt > 0)
     if valid is not None:
         mask &= np.asarray(valid, bool)
     if not mask.any():
         return None
-    p = np.where(np.isfinite(pred), pred, 0.0)[mask]
-    g = gt[mask]
+    # select first, then widen: float64 only for the valid pixels
+    p = pred[mask].astype(np.float64)
+    p[~np.isfinite(p)] = 0.0
+    g = gt[mask].astype(np.float64)
     err = np.abs(p - g)
     out = {"mean_disparity_error": float(err.mean()), "one_pixel_accuracy": float((err < 1.0).mean())}
     if fB is not None:

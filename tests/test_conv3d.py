@@ -1,10 +1,11 @@
-"""The oneDNN Conv3d equals nn.Conv3d, forward and backward."""
+"""The CPU convolution paths (oneDNN Conv3d, pointwise matrix products) equal torch's, forward and backward."""
 
 from __future__ import annotations
 
 import torch
 
-from evstereo.snn.conv import Conv3d
+from evstereo.search.cells import upsample_nearest
+from evstereo.snn.conv import Conv2d, Conv3d
 
 
 def test_matches_torch_conv3d_values_and_gradients():
@@ -22,3 +23,33 @@ def test_matches_torch_conv3d_values_and_gradients():
         y2.backward(g)
         torch.testing.assert_close(x.grad, x2.grad, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-3, rtol=1e-4)
+
+
+def test_pointwise_convs_take_the_matrix_product_and_match_torch():
+    torch.manual_seed(1)
+    for conv_cls, ref_cls, shape in [(Conv2d, torch.nn.Conv2d, (3, 7, 9, 11)), (Conv3d, torch.nn.Conv3d, (2, 7, 4, 6, 5))]:
+        for bias in (False, True):
+            ours, ref = conv_cls(7, 5, 1, bias=bias), ref_cls(7, 5, 1, bias=bias)
+            ref.load_state_dict(ours.state_dict())
+            x = torch.randn(*shape, requires_grad=True)
+            x2 = x.detach().clone().requires_grad_(True)
+            y, y2 = ours(x), ref(x2)
+            assert y.is_contiguous()
+            torch.testing.assert_close(y, y2, atol=1e-5, rtol=1e-5)
+            g = torch.randn_like(y)
+            y.backward(g)
+            y2.backward(g)
+            torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
+    # strided or padded 1x1 convs are not pointwise: the ordinary path, same result
+    ours, ref = Conv2d(4, 3, 1, stride=2, padding=1), torch.nn.Conv2d(4, 3, 1, stride=2, padding=1)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_nearest_upsampling_by_broadcast_equals_interpolate():
+    for shape, size in [((2, 3, 6, 44, 58), (12, 88, 116)), ((2, 3, 5, 7), (10, 21)), ((1, 2, 5, 7), (11, 14)),
+                        ((1, 1, 3, 4, 5), (3, 8, 10))]:
+        x = torch.randn(*shape)
+        assert torch.equal(upsample_nearest(x, size), torch.nn.functional.interpolate(x, size=size, mode="nearest"))

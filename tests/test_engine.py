@@ -69,4 +69,5 @@ def test_real_time_pacing_skips_when_the_model_is_slow(random_recording):
         assert slow.stats.skipped > 0
         assert len(frames) + slow.stats.skipped == 20  # every window is either produced or counted
         assert sum(f.skipped for f in frames) == slow.stats.skipped
-        assert np.all(np.diff([f.index for f in frames]) >= 2)  # ~2 windows pass during each 130 ms frame
+        # ~2 windows pass during each 130 ms frame (the last step may be 1: the schedule ends)
+        assert np.all(np.diff([f.index for f in frames])[:-1] >= 2)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from evstereo.models.cost_volume import concat_cost_volume
+import pytest
+import torch.nn.functional as F
+
+from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
 from evstereo.models.heads import local_softmax, soft_argmin
 from evstereo.models.losses import smooth_l1, subpixel_cross_entropy, subpixel_target
 
@@ -18,6 +21,26 @@ def test_cost_volume_pairs_shifted_pixels():
     torch.testing.assert_close(vol[..., :4, d, :, x], left[..., x])
     torch.testing.assert_close(vol[..., 4:, d, :, x], right[..., x - d])
     assert (vol[..., d, :, :d] == 0).all()
+
+
+@pytest.mark.parametrize("n,c,h,w,levels,k", [(2, 4, 7, 20, 6, 3), (1, 3, 5, 4, 8, 3), (1, 2, 6, 30, 5, 5),
+                                               (1, 3, 6, 9, 4, 1), (1, 3, 4, 12, 12, 3)])
+def test_volume_free_first_matching_conv_equals_conv_of_the_volume(n, c, h, w, levels, k):
+    """Narrow images, more levels than columns, 1x1x1 and 5x5x5 kernels: values and gradients."""
+    torch.manual_seed(levels + w)
+    left, right = torch.randn(n, c, h, w, requires_grad=True), torch.randn(n, c, h, w, requires_grad=True)
+    weight = torch.randn(5, 2 * c, k, k, k, requires_grad=True)
+    bias = torch.randn(5, requires_grad=True)
+    ref = F.conv3d(concat_cost_volume(left, right, levels), weight, bias, padding=k // 2)
+    ours = concat_volume_conv3d(left, right, levels, weight, bias)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+    g = torch.randn_like(ref)
+    grads_ref = torch.autograd.grad(ref, (left, right, weight, bias), g)
+    grads = torch.autograd.grad(ours, (left, right, weight, bias), g)
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+    with pytest.raises(ValueError, match="odd k"):
+        concat_volume_conv3d(left, right, levels, torch.randn(5, 2 * c, 2, 2, 2))
 
 
 def test_readouts():

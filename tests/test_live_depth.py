@@ -19,6 +19,8 @@ import pytest
 
 from conftest import DVS128_NPZ, ROOT
 from evstereo.datasets import open_recording
+from evstereo.inference.headless import HeadlessOutputs
+from evstereo.runtime import keep_freed_memory
 from evstereo.viz.pointcloud import read_ply
 from evstereo.viz.viewer import (KEYS, LEGEND_WIDTH, PlaybackControl, RunningMetrics, compose_view,
                                  view_layout)
@@ -374,3 +376,36 @@ def test_opencv_and_open3d_windows_under_xvfb(random_recording, tmp_path, xvfb):
     cl = shot[y : y + h, x : x + w]
     assert (cl >= 250).all(axis=2).mean() > 0.3  # Open3D's white background with the coloured cloud on it
     assert len(np.unique(cl.reshape(-1, 3), axis=0)) > 20
+
+
+def test_headless_writer_errors_surface_and_the_outputs_are_still_finalised(tmp_path):
+    """Frames are written on a background thread: a failing write is raised by a later add()
+    or by close(), and close() still writes every queued frame, the video and timings.json."""
+    img = np.zeros((40, 60, 3), np.uint8)
+    disp = np.ones((40, 60), np.float32)
+
+    def broken_cloud(path):
+        raise OSError(f"{path}: disk full")
+
+    out = HeadlessOutputs(tmp_path / "a", fps=20.0, ply_every=1)
+    with pytest.raises(OSError, match="disk full"):
+        for k in range(6):
+            out.add(1000 * k, img, img, disp, broken_cloud if k == 2 else None)
+    added = out.frames
+    assert 3 <= added < 6
+    out.close({"status": "output error"})
+    assert len(list((tmp_path / "a" / "disparity").iterdir())) == added
+    assert cv2.VideoCapture(str(tmp_path / "a" / "live_depth.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == added
+    with pytest.raises(RuntimeError, match="closed"):
+        out.add(9000, img, img, disp)
+
+    out = HeadlessOutputs(tmp_path / "b", fps=20.0, ply_every=1)
+    out.add(0, img, img, disp, broken_cloud)
+    with pytest.raises(OSError, match="disk full"):
+        out.close({"status": "completed"})
+    assert json.loads((tmp_path / "b" / "timings.json").read_text())["outputs"]["npy"] == 1
+    assert (tmp_path / "b" / "live_depth.mp4").is_file()
+
+
+def test_allocator_keeps_freed_memory_on_linux():
+    assert keep_freed_memory() == sys.platform.startswith("linux")

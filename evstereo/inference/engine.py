@@ -21,6 +21,7 @@ from evstereo.datasets.recording import Recording
 from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
 from evstereo.events.arrays import Events
 from evstereo.geometry import disparity_to_depth
+from evstereo.inference.readout import FusedReadoutNet
 
 STAGES = ("read", "represent", "model", "post")
 
@@ -36,6 +37,7 @@ class EngineConfig:
     max_frames: int | None = None
     device: str = "cpu"
     compile: bool = False
+    fused_readout: bool = True  # CPU: upsampling + disparity head in one numba pass (see readout.py)
 
 
 @dataclass
@@ -94,6 +96,8 @@ class StreamingEngine:
             model = model.to(self.device).eval()
             if self.config.compile:
                 model = torch.compile(model)
+            elif self.config.fused_readout and self.device.type == "cpu" and hasattr(model, "coarse_cost"):
+                model = FusedReadoutNet(model)
         self.model = model
         self.stats = EngineStats()
         self.schedule = self._schedule()

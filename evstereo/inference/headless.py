@@ -14,6 +14,9 @@ Into ``out/``:
 - ``timings.json``: written atomically by ``close()`` from what the caller passes.
 
 Every file goes to a temporary name first and is renamed, so none is ever half-written.
+The encoding and writing run on one background thread (OpenCV and numpy release the GIL),
+overlapping the next frame's model; at most ``queue`` frames wait, and ``close()`` finishes
+them all first. A writing error is raised by the next ``add()`` or by ``close()``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -75,7 +80,8 @@ class VideoOut:
 class HeadlessOutputs:
     """Writes one run's outputs into ``out_dir`` (see the module doc); ``close()`` finalises them."""
 
-    def __init__(self, out_dir: str | os.PathLike, fps: float, ply_every: int = 10, video: bool = True) -> None:
+    def __init__(self, out_dir: str | os.PathLike, fps: float, ply_every: int = 10, video: bool = True,
+                 queue: int = 2) -> None:
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         for sub in ("depth", "disparity"):  # clouds/ appears with the first cloud (none without f*B)
@@ -85,11 +91,29 @@ class HeadlessOutputs:
         self.frames = 0
         self.written = {"png": 0, "npy": 0, "ply": 0}
         self.closed = False
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="headless-writer")
+        self._pending: deque[Future] = deque()
+        self._queue = max(1, int(queue))
+
+    def _wait(self, keep: int) -> None:
+        """Let at most ``keep`` writes stay pending; re-raises the first writing error."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
 
     def add(self, t_us: int, composite: np.ndarray, depth_image: np.ndarray, disparity: np.ndarray,
             cloud_writer: Callable[[Path], None] | None = None) -> None:
         """Write one frame: composite -> video, coloured depth -> PNG, disparity -> NPY, and a PLY
-        every ``ply_every`` frames by calling ``cloud_writer(path)`` (None: no cloud possible)."""
+        every ``ply_every`` frames by calling ``cloud_writer(path)`` (None: no cloud possible).
+        The arrays must not be modified afterwards (they are written in the background)."""
+        if self.closed:
+            raise RuntimeError(f"{self.out}: outputs already closed")
+        self._wait(self._queue - 1)
+        cloud = cloud_writer if cloud_writer is not None and self.ply_every and self.frames % self.ply_every == 0 else None
+        self._pending.append(self._pool.submit(self._write, t_us, composite, depth_image, disparity, cloud))
+        self.frames += 1
+
+    def _write(self, t_us: int, composite: np.ndarray, depth_image: np.ndarray, disparity: np.ndarray,
+               cloud_writer: Callable[[Path], None] | None) -> None:
         name = str(int(t_us))
         if self.video is not None:
             self.video.write(composite)
@@ -102,16 +126,22 @@ class HeadlessOutputs:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.asarray(disparity, np.float32))
         self.written["npy"] += 1
-        if cloud_writer is not None and self.ply_every and self.frames % self.ply_every == 0:
+        if cloud_writer is not None:
             cloud_writer(self.out / "clouds" / f"{name}.ply")
             self.written["ply"] += 1
-        self.frames += 1
 
     def close(self, timings: dict) -> dict:
         """Finalise the video and write ``timings.json``; returns the paths written. Safe to call twice."""
         if self.closed:
             return {}
         self.closed = True
+        error = None
+        while self._pending:  # every queued frame is written before the video is finalised
+            try:
+                self._pending.popleft().result()
+            except Exception as err:  # noqa: BLE001 - re-raised below, after finalising
+                error = error or err
+        self._pool.shutdown(wait=True)
         paths = {}
         if self.video is not None:
             video = self.video.close()
@@ -121,6 +151,8 @@ class HeadlessOutputs:
                                          "video_frames": self.video.frames if self.video else 0})
         write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=2, default=_json_default) + "\n")
         paths["timings"] = str(self.out / "timings.json")
+        if error is not None:
+            raise error
         return paths
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from evstereo.models.cost_volume import concat_cost_volume
+from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
 from evstereo.models.heads import HEADS
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
@@ -133,7 +133,20 @@ class MatchingNet(nn.Module):
 
     def forward(self, volume: Tensor) -> Tensor:
         """[B, T, 2C, D, H, W] -> cost [B, D, H, W] (the read-out averaged over T)."""
-        s_pp = self.stem0(volume)
+        return self._from_stem(self.stem0(volume))
+
+    def from_features(self, left: Tensor, right: Tensor, levels: int) -> Tensor:
+        """Same as ``forward(concat_cost_volume(left, right, levels))`` for [B, T, C, H, W] features,
+        without building the volume when the first layer allows (see ``concat_volume_conv3d``)."""
+        conv = self.stem0.synapse[0]
+        if not (self.stem0.plain and _unhooked(conv) and conv.stride == (1, 1, 1) and conv.dilation == (1, 1, 1)
+                and conv.groups == 1 and conv.padding == tuple(k // 2 for k in conv.kernel_size)):
+            return self(concat_cost_volume(left, right, levels))
+        current = concat_volume_conv3d(left.flatten(0, 1), right.flatten(0, 1), levels, conv.weight, conv.bias)
+        current = self.stem0.synapse[1:](current).unflatten(0, left.shape[:2])
+        return self._from_stem(self.stem0.fire(current))
+
+    def _from_stem(self, s_pp: Tensor) -> Tensor:
         s_p = self.stem1(s_pp)
         sizes = _sizes(tuple(s_p.shape[-3:]))
         for cell in self.cells:
@@ -142,6 +155,14 @@ class MatchingNet(nn.Module):
             s_p = self.up(s_p, sizes[0])
         y = self.readout(s_p.flatten(0, 1)).unflatten(0, s_p.shape[:2])
         return y.mean(1)[:, 0]
+
+
+def _unhooked(module: nn.Module) -> bool:
+    """No forward hooks see this module's input (the energy meter hooks convolutions)."""
+    from torch.nn.modules import module as _m
+
+    return not (module._forward_hooks or module._forward_pre_hooks or _m._global_forward_hooks
+                or _m._global_forward_pre_hooks)
 
 
 class StereoNet(nn.Module):
@@ -184,8 +205,11 @@ class StereoNet(nn.Module):
         ph, pw = (-h) % mult, (-w) % mult
         return (F.pad(x, (0, pw, 0, ph)) if ph or pw else x), h, w
 
-    def cost(self, left: Tensor, right: Tensor) -> Tensor:
-        """Scores over max_disparity levels at full resolution: [B, 3*levels, H, W]."""
+    def coarse_cost(self, left: Tensor, right: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Scores over the ``levels`` disparities at 1/3 of the padded input: ([B, levels, Hp/3, Wp/3], (H, W)).
+
+        (H, W) is the unpadded input size; the padding is at the bottom and the right.
+        """
         if left.shape != right.shape or left.dim() != 5:
             raise ValueError(f"left/right must both be [B, T, C, H, W], got {tuple(left.shape)} and {tuple(right.shape)}")
         max_level = max(self.feature_net.max_level, self.matching_net.max_level)
@@ -195,9 +219,14 @@ class StereoNet(nn.Module):
         fl, fr = feats[:b], feats[b:]
         levels = self.config.levels
         d_pad = math.ceil(levels / 2**self.matching_net.max_level) * 2**self.matching_net.max_level
-        volume = concat_cost_volume(fl, fr, d_pad)
-        cost = self.matching_net(volume)[:, :levels]  # [B, levels, H/3, W/3]
-        full = F.interpolate(cost[:, None], size=(3 * levels, both.shape[-2], both.shape[-1]),
+        if isinstance(self.matching_net, MatchingNet):
+            return self.matching_net.from_features(fl, fr, d_pad)[:, :levels], (h, w)
+        return self.matching_net(concat_cost_volume(fl, fr, d_pad))[:, :levels], (h, w)
+
+    def cost(self, left: Tensor, right: Tensor) -> Tensor:
+        """Scores over max_disparity levels at full resolution: [B, 3*levels, H, W]."""
+        coarse, (h, w) = self.coarse_cost(left, right)
+        full = F.interpolate(coarse[:, None], size=(3 * coarse.shape[1], 3 * coarse.shape[-2], 3 * coarse.shape[-1]),
                              mode="trilinear", align_corners=False)[:, 0]
         return full[..., :h, :w]
 

@@ -23,11 +23,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from evstereo.snn.conv import Conv3d
+from evstereo.snn.conv import Conv2d, Conv3d
 from evstereo.snn.neuron import LIF, MODES
 from evstereo.snn.surrogate import MIN_CANDIDATE_B
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: Conv3d}  # Conv3d: the oneDNN fast path
+_CONV = {1: nn.Conv1d, 2: Conv2d, 3: Conv3d}  # the fast CPU paths of evstereo.snn.conv
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
@@ -82,6 +82,16 @@ class SpikingLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         cur, b = self._current(x)
         return self.neuron(cur, b=b)
+
+    @property
+    def plain(self) -> bool:
+        """Whether the layer is its own synapse then its neuron (no DGS candidates in use), so a
+        caller may compute the synapse's currents another way and pass them to :meth:`fire`."""
+        return self._dgs is None or self._dgs.selected is None
+
+    def fire(self, current: Tensor) -> Tensor:
+        """The neuron's output for synapse currents ``[B, T, C_out, ...]`` (of a plain layer)."""
+        return self.neuron(current)
 
     # --- DGS protocol (see evstereo.snn.surrogate) ---
     @property

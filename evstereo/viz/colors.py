@@ -7,26 +7,25 @@ matching legend so a picture can be read without the code.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 CMAP = cv2.COLORMAP_TURBO
 
 
+_EVENT_COLOURS = np.array([(255, 255, 255), (40, 40, 220), (220, 90, 30), (160, 40, 160)], np.uint8)
+
+
 def event_image(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width: int) -> np.ndarray:
     """Events as a BGR picture: positive polarity red, negative blue, both magenta, none white."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    x = np.asarray(x, np.int64)
-    y = np.asarray(y, np.int64)
+    code = np.zeros(height * width, np.uint8)  # bit 0: a positive event, bit 1: a negative one
+    flat = np.asarray(y, np.int64) * width + np.asarray(x, np.int64)
     pos = np.asarray(p) > 0
-    on = np.zeros((height, width), bool)
-    off = np.zeros((height, width), bool)
-    on[y[pos], x[pos]] = True
-    off[y[~pos], x[~pos]] = True
-    img[on] = (40, 40, 220)
-    img[off] = (220, 90, 30)
-    img[on & off] = (160, 40, 160)
-    return img
+    code[flat[pos]] = 1
+    code[flat[~pos]] |= 2
+    return _EVENT_COLOURS[code].reshape(height, width, 3)
 
 
 def colorize_disparity(disparity: np.ndarray, max_disparity: float) -> np.ndarray:
@@ -62,8 +61,9 @@ def colorize_error(error: np.ndarray, max_error: float = 3.0) -> np.ndarray:
     return img
 
 
+@functools.lru_cache(maxsize=8)
 def depth_legend(height: int, min_depth: float, max_depth: float, width: int = 60) -> np.ndarray:
-    """A vertical colour bar with depth labels (m), matching ``colorize_depth``."""
+    """A vertical colour bar with depth labels (m), matching ``colorize_depth`` (cached, read-only)."""
     inv = np.linspace(1.0 / min_depth, 1.0 / max_depth, height, dtype=np.float32)[:, None]
     bar = colorize_depth(np.repeat(1.0 / inv, 16, axis=1), min_depth, max_depth)
     out = np.full((height, width, 3), 255, np.uint8)
@@ -77,6 +77,7 @@ def depth_legend(height: int, min_depth: float, max_depth: float, width: int = 6
         last_row = row
         cv2.line(out, (16, row), (20, row), (0, 0, 0), 1)
         cv2.putText(out, f"{z:g}m", (22, row + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    out.setflags(write=False)
     return out
 
 

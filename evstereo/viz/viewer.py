@@ -17,6 +17,7 @@ window, and +/- change its rate.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -79,8 +80,10 @@ def view_layout(height: int, width: int, with_gt: bool, scale: float | None = No
 
 
 # --- panels -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
 def disparity_legend(height: int, max_disparity: float, width: int = LEGEND_WIDTH) -> np.ndarray:
-    """A vertical colour bar with disparity labels (px), matching ``colorize_disparity`` (large = top)."""
+    """A vertical colour bar with disparity labels (px), matching ``colorize_disparity`` (large = top;
+    cached, read-only)."""
     d = np.linspace(max_disparity, 1e-3, height, dtype=np.float32)[:, None]
     out = np.full((height, width, 3), 255, np.uint8)
     out[:, :16] = colorize_disparity(np.repeat(d, 16, axis=1), max_disparity)
@@ -90,6 +93,7 @@ def disparity_legend(height: int, max_disparity: float, width: int = LEGEND_WIDT
         row = min(max(row, 6), height - 3)
         cv2.line(out, (16, row), (20, row), (0, 0, 0), 1)
         cv2.putText(out, f"{v}px", (22, row + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    out.setflags(write=False)
     return out
 
 
@@ -123,13 +127,15 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
                  gt_disparity: np.ndarray | None = None, fB: float | None = None,
                  overlay: Sequence[str] = (), *, with_gt: bool | None = None,
                  max_disparity: float = 64.0, min_depth: float = 0.5, max_depth: float = 10.0,
-                 max_error: float = 3.0, scale: float | None = None) -> np.ndarray:
+                 max_error: float = 3.0, scale: float | None = None,
+                 prediction_bgr: np.ndarray | None = None) -> np.ndarray:
     """Build the composite BGR image from one frame's pieces (see the module doc for the layout).
 
     ``left_events``/``right_events`` are (H, W, 3) BGR event pictures, ``disparity`` and
     ``gt_disparity`` (H, W) float px with NaN invalid. ``with_gt`` fixes the layout (default:
     whether ``gt_disparity`` is given); a GT layout without GT for this frame shows empty
     GT/error panels, so every frame of a run has the same size (a video needs that).
+    ``prediction_bgr``: the prediction already coloured the same way (saves colouring it twice).
     """
     h, w = disparity.shape
     with_gt = gt_disparity is not None if with_gt is None else with_gt
@@ -151,7 +157,7 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
 
     put("left", left_events, "left events")
     put("right", right_events, "right events")
-    put("prediction", colour(disparity), "predicted depth" if fB else "predicted disparity")
+    put("prediction", colour(disparity) if prediction_bgr is None else prediction_bgr, "predicted depth" if fB else "predicted disparity")
     ph = lay.panels["legend"][3]
     put("legend", depth_legend(ph, min_depth, max_depth) if fB else disparity_legend(ph, max_disparity))
     if with_gt:
