@@ -32,7 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the rows to this JSON file")
     ap.add_argument("--details", metavar="FILE",
                     help="write the longer results (e.g. per-layer energy tables) to this Markdown file")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                    help="weights for a network of the models benchmark (reference or fast) instead of "
+                         "evstereo/checkpoints/NAME.pt, e.g. reference=runs/reference_synth/model.pt")
     args = ap.parse_args(argv)
+    for item in args.checkpoint:
+        name, _, path = item.partition("=")
+        if name not in ("reference", "fast") or not Path(path).is_file():
+            ap.error(f"--checkpoint {item}: need reference=PATH or fast=PATH with an existing file")
+    if args.checkpoint:
+        os.environ["EVSTEREO_BENCH_CHECKPOINTS"] = ",".join(args.checkpoint)
     if args.details:
         from evstereo.fileio import write_text_atomic
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from evstereo.datasets.samples import SampleSpec
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.fileio import atomic_path, write_text_atomic
 from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items
 from evstereo.models import SGBMStereo, load_checkpoint, shipped_checkpoint
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}" + (f", predictions in {pred_dir}" if pred_dir else "")
               + (f", examples in {ex_dir}" if args.examples else ""))
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     return 0
 
 

@@ -32,7 +32,7 @@ import torch
 
 from evstereo.datasets import open_recording
 from evstereo.datasets.samples import SampleSpec
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.datasets.recording import Recording
 from evstereo.inference import DepthFrame, EngineConfig, StreamingEngine
 from evstereo.runtime import keep_freed_memory
@@ -340,8 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CliError("--device cuda: no CUDA device is available here")
         model, model_name = build_model(args)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     if args.compile and not any(True for _ in model.parameters()):
         print("note: --compile ignored: the model has no torch graph to compile", flush=True)
         args.compile = False
@@ -377,13 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     except _Quit:
         status = "quit"
     except InputError as exc:
-        status, error, code = "input error", str(exc), 2
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        status, error, code = "input error", str(exc), print_error(exc)
     except KeyboardInterrupt:
         status, code = "interrupted", 130
     except OSError as exc:  # an output cannot be written (disk full, permissions): say so, keep the rest
-        status, error, code = "output error", str(exc), 1
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        status, error, code = "output error", str(exc), print_error(exc, 1)
     finally:
         wall = time.perf_counter() - t0
         paths = {}
@@ -393,8 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     paths = run.outputs.close(report)
                 except OSError as exc:  # a queued frame could not be written; the rest is finalised
-                    code = 1
-                    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+                    code = print_error(exc, 1)
             if run.window is not None:
                 run.window.close()
             if run.cloud is not None:

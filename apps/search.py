@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.fileio import write_text_atomic
 from evstereo.training.modules import StereoSearchModule
 from evstereo.training.runner import fit, load_run_config, model_options
@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
         trainer = fit(cfg, module, resume=not args.no_resume, search=True)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

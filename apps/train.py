@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.models import save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
         trainer = fit(cfg, module, resume=not args.no_resume)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.viz.cloud_viewer import load_cloud, render_cloud, show_cloud, write_image
 from evstereo.viz.viewer import display_available
 
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         points, colors = load_cloud(args.ply)
     except InputError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     print(f"{args.ply}: {len(points):,} points{' with colours' if colors is not None else ''}")
     png = args.png
     if png is None and not display_available():
@@ -57,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_image(png, image)
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     print(f"rendered with {renderer}: {png} ({args.width}x{args.height})")
     return 0
 

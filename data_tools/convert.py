@@ -14,7 +14,7 @@ import json
 import sys
 
 from evstereo.datasets.convert import FORMATS, TIME_UNITS, convert
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = convert(args.inputs, args.format, args.out, **options)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     except KeyboardInterrupt:
         print("interrupted: nothing was written under the output name", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ import json
 import sys
 
 from evstereo.datasets import open_recording
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 
 
 def format_summary(s: dict) -> str:
@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_recording(args.file) as rec:
             s = rec.summary()
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     print(json.dumps(s, indent=2) if args.json else format_summary(s))
     return 0
 

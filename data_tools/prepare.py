@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evstereo.datasets.prepared import prepare_recording
 from evstereo.datasets.samples import REPRESENTATIONS, SampleSpec
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             prepare_recording(rec, out, spec, with_right_gt=args.right_gt)
             print(f"wrote {out}")
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     return 0
 
 

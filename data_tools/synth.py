@@ -13,7 +13,7 @@ import sys
 
 from tqdm import tqdm
 
-from evstereo.errors import InputError
+from evstereo.errors import InputError, print_error
 from evstereo.simulation import SynthOptions, synthesize
 
 
@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             info = synthesize(args.out, args.name, args.seconds, args.seed, progress=advance, **options)
         except (InputError, ValueError, OSError) as exc:
             bar.close()
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return print_error(exc, 1)
         except KeyboardInterrupt:
             bar.close()
             print("interrupted: nothing was written (earlier files are untouched)", file=sys.stderr)

@@ -74,8 +74,23 @@ def test_shipped_checkpoint_is_used_when_present(tmp_path, monkeypatch):
 
     save_checkpoint(build_stereo_net(models.CONFIGS["fast"]), tmp_path / "fast.pt")
     monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
-    monkeypatch.setattr(live, "CHECKPOINTS", tmp_path)
     net, weights = models.load_network("fast", models.CONFIGS["fast"])
     assert weights.startswith("trained weights") and "differs" not in weights and not net.training
     assert models.load_network("reference", models.CONFIGS["reference"])[1].startswith("untrained")
     assert live.fast_checkpoint(tmp_path / "unused")[0] == tmp_path / "fast.pt"
+    # apps.bench --checkpoint reference=PATH: weights from anywhere, named in the rows
+    (tmp_path / "elsewhere").mkdir()
+    torch.manual_seed(3)
+    save_checkpoint(build_stereo_net(models.CONFIGS["reference"]), tmp_path / "elsewhere" / "ref.pt")
+    monkeypatch.setenv(models.CHECKPOINTS_ENV, f"reference={tmp_path / 'elsewhere' / 'ref.pt'}")
+    net, weights = models.load_network("reference", models.CONFIGS["reference"])
+    assert weights.startswith("trained weights") and "ref.pt" in weights
+    assert live.fast_checkpoint(tmp_path / "unused")[0] == tmp_path / "fast.pt"
+
+
+def test_bench_checkpoint_option_is_checked(capsys):
+    from apps.bench import main
+
+    with pytest.raises(SystemExit):
+        main(["--only", "models", "--checkpoint", "reference=/no/such/file.pt"])
+    assert "need reference=PATH or fast=PATH" in capsys.readouterr().err

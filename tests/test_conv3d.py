@@ -8,39 +8,33 @@ from evstereo.search.cells import upsample_nearest
 from evstereo.snn.conv import Conv2d, Conv3d
 
 
+def _same_values_and_gradients(ours, ref, shape, tol):
+    """``ours`` (weights copied into ``ref``) gives ref's output and gradients on a random input."""
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(*shape, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = ours(x), ref(x2)
+    assert y.is_contiguous()
+    torch.testing.assert_close(y, y2, atol=tol, rtol=tol)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y2.backward(g)
+    torch.testing.assert_close(x.grad, x2.grad, atol=tol, rtol=tol)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=10 * tol, rtol=tol)
+
+
 def test_matches_torch_conv3d_values_and_gradients():
     torch.manual_seed(0)
     for cin, cout, stride, bias in [(6, 6, 1, False), (8, 12, 2, True), (30, 4, 1, True)]:
-        ours = Conv3d(cin, cout, 3, stride, 1, bias=bias)
-        ref = torch.nn.Conv3d(cin, cout, 3, stride, 1, bias=bias)
-        ref.load_state_dict(ours.state_dict())
-        x = torch.randn(2, cin, 6, 10, 12, requires_grad=True)
-        x2 = x.detach().clone().requires_grad_(True)
-        y, y2 = ours(x), ref(x2)
-        torch.testing.assert_close(y, y2, atol=1e-4, rtol=1e-4)
-        g = torch.randn_like(y)
-        y.backward(g)
-        y2.backward(g)
-        torch.testing.assert_close(x.grad, x2.grad, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-3, rtol=1e-4)
+        _same_values_and_gradients(Conv3d(cin, cout, 3, stride, 1, bias=bias),
+                                   torch.nn.Conv3d(cin, cout, 3, stride, 1, bias=bias), (2, cin, 6, 10, 12), 1e-4)
 
 
 def test_pointwise_convs_take_the_matrix_product_and_match_torch():
     torch.manual_seed(1)
     for conv_cls, ref_cls, shape in [(Conv2d, torch.nn.Conv2d, (3, 7, 9, 11)), (Conv3d, torch.nn.Conv3d, (2, 7, 4, 6, 5))]:
         for bias in (False, True):
-            ours, ref = conv_cls(7, 5, 1, bias=bias), ref_cls(7, 5, 1, bias=bias)
-            ref.load_state_dict(ours.state_dict())
-            x = torch.randn(*shape, requires_grad=True)
-            x2 = x.detach().clone().requires_grad_(True)
-            y, y2 = ours(x), ref(x2)
-            assert y.is_contiguous()
-            torch.testing.assert_close(y, y2, atol=1e-5, rtol=1e-5)
-            g = torch.randn_like(y)
-            y.backward(g)
-            y2.backward(g)
-            torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
+            _same_values_and_gradients(conv_cls(7, 5, 1, bias=bias), ref_cls(7, 5, 1, bias=bias), shape, 1e-5)
     # strided or padded 1x1 convs are not pointwise: the ordinary path, same result
     ours, ref = Conv2d(4, 3, 1, stride=2, padding=1), torch.nn.Conv2d(4, 3, 1, stride=2, padding=1)
     ref.load_state_dict(ours.state_dict())

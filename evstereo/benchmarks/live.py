@@ -7,7 +7,8 @@ Each run is a child process, exactly as a user starts it; its ``timings.json`` g
   every 10 frames); start-up (imports, model load) and the untimed warm-up window excluded;
 - latency p50/p95: at --max-speed, a window's processing time (read + represent + model + post);
 - each stage's share: its per-frame median over the sum of the medians of read, represent,
-  model, post and output (compose + writing), since timings.json keeps percentiles, not means;
+  model, post and output (composing the view, and the wait for the background writer when it
+  is two frames behind), since timings.json keeps percentiles, not means;
 - peak memory: the child's peak resident memory (``VmHWM`` of ``/proc/PID/status``, polled
   every 20 ms while it runs, so a rise in its last 20 ms would be missed; Linux only, -1
   elsewhere). Not ``ru_maxrss``: Linux carries the parent's high-water mark into a child
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 
 from evstereo.benchmarks import Row
-from evstereo.benchmarks.models import CHECKPOINTS, CONFIGS, ROOT, OtherLoad
+from evstereo.benchmarks.models import CONFIGS, ROOT, OtherLoad, checkpoint_for
 
 TARGET_FPS = 10.0
 TARGET_FLAT = 1.2  # long-recording peak <= this x the short one's
@@ -48,11 +49,12 @@ POLL_S = 0.02  # VmHWM polling interval of the live_depth child
 
 
 def fast_checkpoint(folder: Path) -> tuple[Path, str]:
-    """The fast network's checkpoint (trained when shipped, else an untrained one saved in
-    ``folder``) and a phrase saying which."""
-    ckpt = CHECKPOINTS / "fast.pt"
+    """The fast network's checkpoint (``apps.bench --checkpoint fast=PATH`` or the shipped one;
+    else an untrained one saved in ``folder``) and a phrase saying which."""
+    ckpt = checkpoint_for("fast")
     if ckpt.is_file():
-        return ckpt, "trained weights (evstereo/checkpoints/fast.pt)"
+        rel = ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt
+        return ckpt, f"trained weights ({rel})"
     from evstereo.models import build_stereo_net, save_checkpoint
 
     torch.manual_seed(0)
@@ -150,7 +152,7 @@ def _rows(group: str, label: str, r: dict, weights: str, fps_ratio: str = "", ju
         Row(group, f"{label}: latency p50", r["latency_p50_ms"], "ms", note="window processing time at --max-speed"),
         Row(group, f"{label}: latency p95", r["latency_p95_ms"], "ms"),
         Row(group, f"{label}: model share of the frame time", 100 * r["shares"]["model"], "%",
-            note=f"per-stage medians: {_shares(r)} (output = composite + video/PNG/NPY/PLY writing)"),
+            note=f"per-stage medians: {_shares(r)} (output = composing the view + waiting for the video/PNG/NPY/PLY writer thread, which runs beside the next frames)"),
     ]
 
 

@@ -58,14 +58,25 @@ TARGET_FAST_MS = 100.0
 PEERS = ("peers (issue figures, not measured here): StereoSpike 500 ms (27.5 G MACs), DTC-PDS 750 ms (32.7 G), "
          "DDES 900 ms (42.6 G), LEAStereo 2.7 s (50.8 G)")
 DETAILS_ENV = "EVSTEREO_BENCH_DETAILS"
+CHECKPOINTS_ENV = "EVSTEREO_BENCH_CHECKPOINTS"
+
+
+def checkpoint_for(name: str) -> Path:
+    """``NAME=PATH`` from ``apps.bench --checkpoint`` (environment ``EVSTEREO_BENCH_CHECKPOINTS``,
+    comma-separated), else the packaged ``CHECKPOINTS/<name>.pt``."""
+    for item in filter(None, os.environ.get(CHECKPOINTS_ENV, "").split(",")):
+        key, _, path = item.partition("=")
+        if key == name:
+            return Path(path).resolve()
+    return CHECKPOINTS / f"{name}.pt"
 
 
 def load_network(name: str, config: str | os.PathLike) -> tuple[nn.Module, str]:
-    """The network of ``config`` with trained weights from ``CHECKPOINTS/<name>.pt`` when that
+    """The network of ``config`` with trained weights from :func:`checkpoint_for` when that file
     exists, else randomly initialised (seed 0); and a phrase saying which."""
     from evstereo.models import build_stereo_net, load_checkpoint
 
-    ckpt = CHECKPOINTS / f"{name}.pt"
+    ckpt = checkpoint_for(name)
     if ckpt.is_file():
         model = load_checkpoint(ckpt)
         built = build_stereo_net(config)
