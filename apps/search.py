@@ -18,7 +18,7 @@ import lightning as L
 from evstereo.errors import InputError, print_error
 from evstereo.fileio import write_text_atomic
 from evstereo.training.modules import StereoSearchModule
-from evstereo.training.runner import fit, load_run_config, model_options
+from evstereo.training.runner import config_section, fit, load_run_config, model_options
 from evstereo.viz.search_plots import plot_search
 from evstereo.viz.training_plots import plot_training_curves
 
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.setdefault("dgs", {}).setdefault("enabled", False)  # DGS belongs to retraining
         L.seed_everything(int(cfg["seed"]), workers=True)
         net, _ = model_options(cfg, with_genotype=False)
-        module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
+        with config_section(cfg, "module"):
+            module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
         trainer = fit(cfg, module, resume=not args.no_resume, search=True)
     except InputError as exc:
         return print_error(exc)

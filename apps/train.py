@@ -18,7 +18,7 @@ from evstereo.errors import InputError, print_error
 from evstereo.models import save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
-from evstereo.training.runner import fit, load_run_config, model_options
+from evstereo.training.runner import config_section, fit, load_run_config, model_options
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_run_config(args.config, args.overrides)
         L.seed_everything(int(cfg["seed"]), workers=True)
         net, genotype = model_options(cfg)
-        module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
+        with config_section(cfg, "module"):
+            module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
         trainer = fit(cfg, module, resume=not args.no_resume)
     except InputError as exc:
         return print_error(exc)

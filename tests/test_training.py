@@ -89,3 +89,18 @@ def test_training_killed_mid_epoch_resumes_from_the_saved_step(tmp_path, synth_p
     assert torch.load(tmp_path / "run" / "checkpoints" / "epoch001.ckpt", weights_only=False)["global_step"] == 16
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
         "epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]
+
+
+@pytest.mark.parametrize("app,override,message", [
+    ("train", "dgs.max_batches=0", "section 'dgs': DGS every_n_epochs and max_batches must be at least 1"),
+    ("train", "module.lrr=0.1", "section 'module': StereoTrainModule.__init__() got an unexpected keyword argument 'lrr'"),
+    ("search", "trainer.max_epoch=3", "section 'trainer': Trainer.__init__() got an unexpected keyword argument 'max_epoch'"),
+    ("train", "data.batch_size=0", "data.batch_size must be an integer >= 1, not 0"),
+    ("train", "trainer.max_epochs=two", "trainer.max_epochs must be an integer >= 1, not 'two'"),
+])
+def test_bad_config_values_are_one_line_naming_the_file(tmp_path, synth_pair, app, override, message):
+    r = _run(app, "tiny.yaml", tmp_path, synth_pair, override)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1] == f"error: {ROOT / 'configs' / app / 'tiny.yaml'}: {message}"
+    assert "Traceback" not in r.stderr

@@ -15,8 +15,10 @@ steps ``out/checkpoints/last.ckpt``; starting the same run again resumes from ``
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 import os
 from pathlib import Path
+from typing import Iterator
 
 import lightning as L
 import yaml
@@ -61,7 +63,32 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None)
         node[parts[-1]] = yaml.safe_load(value)
     cfg.setdefault("out", f"runs/{path.stem}")
     cfg.setdefault("seed", 0)
+    for key, low in _INTS.items():
+        section, _, name = key.rpartition(".")
+        node = cfg.get(section) if section else cfg
+        value = node.get(name) if isinstance(node, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise InputError(path, f"{key} must be an integer >= {low}, not {value!r}")
+    cfg["_source"] = str(path)  # for error messages (not a section)
     return cfg
+
+
+# integer settings checked when the config is read (others fail in the constructor they feed,
+# see config_section); these would otherwise fail deep inside Lightning or PyTorch mid-run
+_INTS = {"seed": 0, "data.batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": 1,
+         "checkpoint.every_n_train_steps": 1}
+
+
+@contextmanager
+def config_section(cfg: dict, section: str) -> Iterator[None]:
+    """Report a bad value met while building from ``section`` (a TypeError or ValueError from
+    the constructor it feeds) as an InputError naming the config file and the section."""
+    try:
+        yield
+    except InputError:
+        raise  # already names its file
+    except (TypeError, ValueError) as exc:
+        raise InputError(cfg.get("_source"), f"section {section!r}: {' '.join(str(exc).split())}") from None
 
 
 def _inline_model(model_path: str) -> dict:
@@ -170,8 +197,12 @@ def dgs_callbacks(cfg: dict) -> list:
 
 def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False) -> L.Trainer:
     """Data, trainer (checkpoints, logs, DGS unless disabled) and ``Trainer.fit``, resuming from last.ckpt."""
-    dm = build_datamodule(cfg, module.model.input_spec, search=search)
-    trainer = build_trainer(cfg, dgs_callbacks(cfg))
+    with config_section(cfg, "data"):
+        dm = build_datamodule(cfg, module.model.input_spec, search=search)
+    with config_section(cfg, "dgs"):
+        callbacks = dgs_callbacks(cfg)
+    with config_section(cfg, "trainer"):
+        trainer = build_trainer(cfg, callbacks)
     ckpt = resume_path(cfg, resume)
     if ckpt:
         print(f"resuming from {ckpt}", flush=True)
