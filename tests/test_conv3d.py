@@ -47,3 +47,11 @@ def test_nearest_upsampling_by_broadcast_equals_interpolate():
                         ((1, 1, 3, 4, 5), (3, 8, 10))]:
         x = torch.randn(*shape)
         assert torch.equal(upsample_nearest(x, size), torch.nn.functional.interpolate(x, size=size, mode="nearest"))
+
+
+def test_conv3d_compiles():
+    """Inside torch.compile the oneDNN call (no shape function) gives way to F.conv3d."""
+    torch.manual_seed(2)
+    conv = Conv3d(4, 3, 3, 1, 1)
+    x = torch.randn(1, 4, 3, 5, 6)
+    torch.testing.assert_close(torch.compile(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
