@@ -36,12 +36,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="weights for a network of the models benchmark (reference or fast) instead of "
                          "evstereo/checkpoints/NAME.pt, e.g. reference=runs/reference_synth/model.pt")
     args = ap.parse_args(argv)
-    for item in args.checkpoint:
-        name, _, path = item.partition("=")
-        if name not in ("reference", "fast") or not Path(path).is_file():
-            ap.error(f"--checkpoint {item}: need reference=PATH or fast=PATH with an existing file")
     if args.checkpoint:
-        os.environ["EVSTEREO_BENCH_CHECKPOINTS"] = ",".join(args.checkpoint)
+        from evstereo.benchmarks.models import CHECKPOINTS_ENV, CONFIGS
+
+        for item in args.checkpoint:
+            name, _, path = item.partition("=")
+            if name not in CONFIGS or not Path(path).is_file():
+                ap.error(f"--checkpoint {item}: need reference=PATH or fast=PATH with an existing file")
+        os.environ[CHECKPOINTS_ENV] = ",".join(args.checkpoint)
     if args.details:
         from evstereo.fileio import write_text_atomic
 

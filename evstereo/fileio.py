@@ -1,6 +1,6 @@
-"""Atomic file writing: write to a temporary name beside the target, then rename.
-
-An interrupted job therefore never leaves a half-written file under the final name.
+"""File helpers. Atomic writing: write to a temporary name beside the target, then rename, so an
+interrupted job never leaves a half-written file under the final name. Reading YAML with one
+clear error for a missing or malformed file.
 """
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+import yaml
+
+from evstereo.errors import InputError
 
 
 def _umask_mode() -> int:
@@ -54,3 +58,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write a binary file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """The parsed contents of a YAML file; InputError naming the file when it is missing
+    (``"<what> does not exist"``) or not YAML. Callers check the shape they need."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None

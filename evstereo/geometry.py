@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from evstereo.errors import InputError
-from evstereo.fileio import write_text_atomic
+from evstereo.fileio import read_yaml, write_text_atomic
 
 CAMERAS = ("left", "right")
 
@@ -196,12 +196,7 @@ def _camera_from_entry(path, entry: dict) -> CameraCalibration:
 def load_camchain(path: str | os.PathLike) -> StereoCalibration:
     """Parse an MVSEC camchain-imucam-<scene>.yaml (cam0 = left, cam1 = right)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "calibration file does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None
+    doc = read_yaml(path, "calibration file")
     if not isinstance(doc, dict) or "cam0" not in doc or "cam1" not in doc:
         raise InputError(path, "is not a stereo camchain file (needs cam0 and cam1)")
     left = _camera_from_entry(path, doc["cam0"])

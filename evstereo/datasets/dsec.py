@@ -27,10 +27,10 @@ from typing import Iterator
 import cv2
 import h5py
 import numpy as np
-import yaml
 
 from evstereo.datasets.recording import Recording
 from evstereo.errors import InputError
+from evstereo.fileio import read_yaml
 from evstereo.events.arrays import Events
 from evstereo.events.rectify import rectify_events
 from evstereo.geometry import CAMERAS, StereoCalibration, disparity_to_depth
@@ -69,12 +69,7 @@ def _read(path: Path, ds: h5py.Dataset, sel=()) -> np.ndarray:
 def parse_cam_to_cam(path: str | os.PathLike) -> dict:
     """Read DSEC's ``cam_to_cam.yaml``: focal f, f*B, principal point and size of the rectified event pair."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "calibration file does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None
+    doc = read_yaml(path, "calibration file")
     if not isinstance(doc, dict):
         raise InputError(path, "is not a DSEC cam_to_cam calibration (not a YAML mapping)")
     try:

@@ -18,10 +18,9 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-import yaml
 
 from evstereo.errors import InputError
-from evstereo.fileio import atomic_path
+from evstereo.fileio import atomic_path, read_yaml
 from evstereo.models.sgbm import SGBMStereo
 from evstereo.models.stereo_net import NetConfig, SearchStereoNet, StereoNet
 from evstereo.search.genotypes import REFERENCE, Genotype
@@ -45,12 +44,7 @@ def read_config(config: dict | str | os.PathLike) -> tuple[dict, Path | None]:
     if isinstance(config, dict):
         return dict(config), None
     path = Path(config)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "model config does not exist") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None
+    data = read_yaml(path, "model config")
     if not isinstance(data, dict):
         raise InputError(path, "model config must be a mapping of options")
     return data, path

@@ -27,20 +27,20 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.errors import InputError
+from evstereo.fileio import read_yaml
 from evstereo.models import read_config, net_config, resolve_genotype
 
 SECTIONS = ("model", "module", "data", "trainer", "dgs", "checkpoint", "seed", "out")
+# integer settings checked when the config is read (others fail in the constructor they feed,
+# see config_section); these would otherwise fail deep inside Lightning or PyTorch mid-run
+_INTS = {"seed": 0, "data.batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": 1,
+         "checkpoint.every_n_train_steps": 1}
 
 
 def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
     """The run config with overrides applied; relative paths stay relative to the cwd."""
     path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise InputError(path, "config file does not exist") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"is not valid YAML ({exc.__class__.__name__})") from None
+    cfg = read_yaml(path, "config file") or {}
     if not isinstance(cfg, dict):
         raise InputError(path, "config must be a mapping of sections")
     unknown = set(cfg) - set(SECTIONS)
@@ -72,11 +72,6 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None)
     cfg["_source"] = str(path)  # for error messages (not a section)
     return cfg
 
-
-# integer settings checked when the config is read (others fail in the constructor they feed,
-# see config_section); these would otherwise fail deep inside Lightning or PyTorch mid-run
-_INTS = {"seed": 0, "data.batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": 1,
-         "checkpoint.every_n_train_steps": 1}
 
 
 @contextmanager

@@ -147,6 +147,13 @@ def project_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 80
     return img
 
 
+def _show_points(o3d, vis, points: np.ndarray, colors: np.ndarray | None, point_size: float) -> None:
+    """Put a cloud in an open Visualizer with our render options and camera."""
+    _render_options(vis, point_size)
+    vis.add_geometry(_point_cloud(o3d, points, colors))
+    _camera_view(vis, points)
+
+
 def render_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 800, height: int = 600,
                  point_size: float = 2.0) -> tuple[np.ndarray, str]:
     """Render offscreen -> (BGR image, renderer name: "open3d" or "numpy fallback (...)")."""
@@ -156,9 +163,7 @@ def render_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 800
         if not vis.create_window(width=width, height=height, visible=False):
             raise RuntimeError("Open3D could not create an offscreen context")
         try:
-            _render_options(vis, point_size)
-            vis.add_geometry(_point_cloud(o3d, points, colors))
-            _camera_view(vis, points)
+            _show_points(o3d, vis, points, colors, point_size)
             vis.poll_events()
             vis.update_renderer()
             img = capture(vis)
@@ -225,9 +230,7 @@ def show_cloud(points: np.ndarray, colors: np.ndarray | None, title: str = "evst
     if not vis.create_window(window_name=title, width=width, height=height):
         raise RuntimeError("Open3D could not create a window")
     try:
-        _render_options(vis, point_size)
-        vis.add_geometry(_point_cloud(o3d, points, colors))
-        _camera_view(vis, points)
+        _show_points(o3d, vis, points, colors, point_size)
         vis.run()
     finally:
         vis.destroy_window()
