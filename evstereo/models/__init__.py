@@ -14,8 +14,10 @@ config and genotype so it can be rebuilt without the config file.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,7 +28,7 @@ from evstereo.models.stereo_net import NetConfig, SearchStereoNet, StereoNet
 from evstereo.search.genotypes import REFERENCE, Genotype
 
 __all__ = ["NetConfig", "SGBMStereo", "SearchStereoNet", "StereoNet", "build_search_net", "build_stereo_net",
-           "load_checkpoint", "save_checkpoint", "shipped_checkpoint"]
+           "load_checkpoint", "read_checkpoint_file", "save_checkpoint", "shipped_checkpoint"]
 
 CHECKPOINT_FORMAT = "evstereo-stereonet-1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fast.pt"
@@ -105,26 +107,64 @@ def save_checkpoint(model: StereoNet, path: str | os.PathLike, extra: dict | Non
         torch.save(payload, tmp)
 
 
+def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                         what: str = "checkpoint") -> Any:
+    """The contents of a torch checkpoint file, read as data only (``weights_only=True``).
+
+    A file whose pickle holds arbitrary Python objects (which could run code on load) is
+    refused without running anything; a damaged or truncated file is an InputError too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise InputError(path, f"holds arbitrary Python objects, not only data; refused (evstereo reads "
+                                   f"{what}s as data and never runs code from them)") from None
+        raise InputError(path, f"cannot be read as a {what} (damaged or truncated: {_first_line(exc)})") from None
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise InputError(path, f"cannot be read as a {what} (damaged or truncated: "
+                               f"{exc.__class__.__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else exc.__class__.__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> StereoNet:
     """Rebuild a network from ``save_checkpoint``'s file or a Lightning checkpoint of apps.train."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise InputError(path, f"cannot be read as a checkpoint ({exc.__class__.__name__})") from None
+    payload = read_checkpoint_file(path, map_location)
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        missing = [k for k in ("config", "genotype", "state_dict") if k not in payload]
+        if missing:
+            raise InputError(path, f"is an evstereo checkpoint without its {' and '.join(missing)}")
         config, genotype, state = payload["config"], payload["genotype"], payload["state_dict"]
     elif isinstance(payload, dict) and "hyper_parameters" in payload and "state_dict" in payload:
         hp = payload["hyper_parameters"]
-        if "net" not in hp or "genotype" not in hp:
+        if not isinstance(hp, dict) or "net" not in hp:
             raise InputError(path, "is a Lightning checkpoint but not of an evstereo stereo network")
+        if hp.get("genotype") is None:
+            raise InputError(path, "is a Lightning checkpoint without a genotype (a search checkpoint? "
+                                   "decode it with apps.search, then train the genotype)")
         config, genotype = hp["net"], hp["genotype"]
         state = {k[len("model."):]: v for k, v in payload["state_dict"].items() if k.startswith("model.")}
     else:
         raise InputError(path, "is not an evstereo checkpoint")
-    model = StereoNet(resolve_genotype(genotype), NetConfig(**config))
+    if not isinstance(config, dict):
+        raise InputError(path, "checkpoint config is not a mapping of model options")
+    if genotype is None:
+        raise InputError(path, "checkpoint has no genotype")
+    try:
+        genotype = resolve_genotype(genotype)
+    except (InputError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"checkpoint has an invalid genotype ({_first_line(exc)})") from None
+    model = StereoNet(genotype, net_config(config, f"{path} (its config)"))
+    if not isinstance(state, dict):
+        raise InputError(path, "checkpoint weights are not a mapping of tensors")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -49,6 +49,20 @@ class NetConfig:
     modes: dict = field(default_factory=lambda: {"feature_net.stem0": "analog", "feature_net.stem1": "analog"})
 
     def __post_init__(self) -> None:
+        for name in ("max_disparity", "in_channels", "time_steps", "feature_filters", "matching_filters",
+                     "local_radius", "window_us"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not self.threshold > 0:
+            raise ValueError(f"threshold must be a positive number, not {self.threshold!r}")
+        if not isinstance(self.learn_time_constants, bool):
+            raise ValueError(f"learn_time_constants must be true or false, not {self.learn_time_constants!r}")
+        if not isinstance(self.representation, str):
+            raise ValueError(f"representation must be a name, not {self.representation!r}")
+        for name in ("decay", "modes"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping, not {getattr(self, name)!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {sorted(HEADS)}, not {self.head!r}")
         if self.max_disparity < 3:
