@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from evstereo.benchmarks import MODULES, Row
+from evstereo.errors import run_tool
+from evstereo.fileio import check_writable, write_text_atomic
 
 
 def format_table(rows: list[Row]) -> str:
@@ -29,13 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m apps.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
     ap.add_argument("--only", nargs="*", choices=MODULES, help="run only these benchmark modules")
-    ap.add_argument("--json", help="also write the rows to this JSON file")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON instead of the Markdown table")
+    ap.add_argument("--out", metavar="FILE", help="also write the rows to this JSON file")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no 'running ...' progress lines")
     ap.add_argument("--details", metavar="FILE",
                     help="write the longer results (e.g. per-layer energy tables) to this Markdown file")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                     help="weights for a network of the models benchmark (reference or fast) instead of "
                          "evstereo/checkpoints/NAME.pt, e.g. reference=runs/reference_synth/model.pt")
     args = ap.parse_args(argv)
+    return run_tool(lambda: run(ap, args))
+
+
+def run(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    for target in (args.out, args.details):
+        if target:
+            check_writable(target)  # before minutes of measuring
     if args.checkpoint:
         from evstereo.benchmarks.models import CHECKPOINTS_ENV, CONFIGS
 
@@ -45,22 +56,19 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"--checkpoint {item}: need reference=PATH or fast=PATH with an existing file")
         os.environ[CHECKPOINTS_ENV] = ",".join(args.checkpoint)
     if args.details:
-        from evstereo.fileio import write_text_atomic
-
         write_text_atomic(args.details, "# Benchmark details\n\n")  # modules append their sections
         os.environ["EVSTEREO_BENCH_DETAILS"] = str(Path(args.details).resolve())
     rows: list[Row] = []
     for name in args.only or MODULES:
         mod = importlib.import_module(f"evstereo.benchmarks.{name}")
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
         rows += mod.run(args.quick)
-    print(format_table(rows))
-    if args.details:
+    print(json.dumps([r.as_dict() for r in rows], indent=2) if args.json else format_table(rows))
+    if args.details and not args.quiet:
         print(f"details: {args.details}", file=sys.stderr)
-    if args.json:
-        from evstereo.fileio import write_text_atomic
-
-        write_text_atomic(args.json, json.dumps([r.as_dict() for r in rows], indent=2))
+    if args.out:
+        write_text_atomic(args.out, json.dumps([r.as_dict() for r in rows], indent=2))
     return 0
 
 

@@ -1,7 +1,8 @@
 """evstereo: event-camera stereo depth with searched spiking neural networks.
 
 Importing the package has no side effects beyond a default for numba's threading layer
-(below); the sub-packages follow the data flow recording -> events -> representation -> model -> disparity -> depth / point cloud.
+(below); the sub-packages follow the data flow recording -> events -> representation ->
+model -> disparity -> depth / point cloud.
 """
 
 import os as _os

@@ -32,13 +32,13 @@ import fnmatch
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from evstereo.fileio import write_text_atomic
 
 DEFAULT_PJ_PER_AC = 0.9
 DEFAULT_PJ_PER_MAC = 4.6
@@ -217,15 +217,7 @@ class EnergyMeter:
         """The result as JSON text; with ``path``, also written there (temporary name + rename)."""
         text = json.dumps(result, indent=2)
         if path is not None:
-            path = Path(path)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_text_atomic(path, text)
         return text
 
 
