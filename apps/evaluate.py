@@ -1,10 +1,19 @@
 """`python -m apps.evaluate --checkpoint CKPT --data DIR [--split N] --out results.json`: score a model.
 
-Prints and writes the MVSEC metrics (mean disparity error, 1-px accuracy, mean and median
-depth error), SOPs, MACs and energy per frame, and frames/s. ``--baseline sgbm`` scores
-OpenCV's StereoSGBM on the same event frames beside the model. ``--save-predictions DIR``
-writes each frame's disparity as float32 .npy named by its GT timestamp (us); a few example
-frames (events, prediction, ground truth, error) go to ``<results folder>/examples``.
+Prints and writes the MVSEC metrics (``evstereo.metrics``: mean_disparity_error [px],
+one_pixel_accuracy [fraction], mean_depth_error [m], median_depth_error [m]; the same names
+and units in results.json and on the console), SOPs, MACs and energy per frame, and frames/s.
+``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model.
+``--split N`` needs only the test sequence of split N (indoor_flyingN_data.hdf5, _gt.hdf5).
+
+Outputs, all checked for writability before any work: ``--out`` (results JSON), with
+``--save-predictions DIR`` each frame's disparity as float32 px ``DIR/<t_us>.npy`` (the GT
+timestamp in us, zero-padded to 16 digits so names sort in time order; one subfolder per
+recording when there are several), and ``--examples N`` pictures of the first N frames in
+``examples/example_<t_us>.png`` beside the results (events, prediction, SGBM with
+--baseline, ground truth, errors, with colour bars in px). ``--json`` prints the results to
+stdout too; ``-q`` shows no progress bar and no summary. Bad input: one line, exit code 2;
+Ctrl-C: one line, exit code 130.
 """
 
 from __future__ import annotations
@@ -18,89 +27,118 @@ import cv2
 import numpy as np
 
 from evstereo.datasets.samples import SampleSpec
-from evstereo.errors import InputError, print_error
-from evstereo.fileio import atomic_path, write_text_atomic
-from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items
+from evstereo.devices import add_device_option, resolve_device
+from evstereo.errors import InputError, run_tool
+from evstereo.fileio import atomic_path, check_writable, write_text_atomic
+from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items, plan_frames
+from evstereo.inference.headless import frame_stem
+from evstereo.metrics import METRIC_UNITS, format_metrics
 from evstereo.models import SGBMStereo, load_checkpoint, shipped_checkpoint
-from evstereo.viz.colors import colorize_disparity, colorize_error, event_image, label
-
-METRIC_LABELS = [("mean_disparity_error", "mean disparity error", "px", 1), ("one_pixel_accuracy", "1-px accuracy", "%", 100),
-                 ("mean_depth_error", "mean depth error", "cm", 100), ("median_depth_error", "median depth error", "cm", 100)]
+from evstereo.viz.colors import tensor_event_image
+from evstereo.viz.viewer import evaluation_example
 
 
-def _example(frame: EvalFrame, max_disp: float) -> np.ndarray:
-    s = frame.sample
-    ev = np.abs(s["left"]).sum(axis=(0, 1))
-    ys, xs = np.nonzero(ev)
-    pol = np.sign(s["left"].sum(axis=(0, 1)))[ys, xs]
-    h, w = ev.shape
-    gt = np.where(s["valid"], s["disparity"], np.nan)
-    err = np.where(s["valid"], np.abs(frame.prediction - s["disparity"]), np.nan)
-    top = np.hstack([label(event_image(xs, ys, pol, h, w), "left events"),
-                     label(colorize_disparity(frame.prediction, max_disp), "prediction")])
-    bottom = np.hstack([label(colorize_disparity(gt, max_disp), "ground truth"),
-                        label(colorize_error(err), "|error| 0-3 px")])
-    return np.vstack([top, bottom])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m apps.evaluate", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", metavar="CKPT",
+                    help="a model checkpoint (default: the one that ships with the package)")
+    ap.add_argument("--data", required=True, metavar="PATH",
+                    help="a recording, a folder of them, or an MVSEC folder with --split")
+    ap.add_argument("--split", type=int, choices=(1, 2, 3),
+                    help="MVSEC indoor_flying split: score its test frames (needs only that sequence's files)")
+    ap.add_argument("--out", required=True, metavar="FILE.json", help="the results JSON (examples go beside it)")
+    ap.add_argument("--save-predictions", metavar="DIR", help="write each frame's disparity as DIR/<t_us>.npy")
+    ap.add_argument("--baseline", choices=("sgbm",),
+                    help="also score this classical baseline on the same frames (sgbm: OpenCV's StereoSGBM)")
+    ap.add_argument("--examples", type=int, default=4, metavar="N", help="example PNGs to write (default 4; 0: none)")
+    ap.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames")
+    add_device_option(ap)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (instead of the summary)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary (errors still print)")
+    return ap
 
 
-def _print(name: str, r: dict) -> None:
-    parts = []
-    for key, text, unit, scale in METRIC_LABELS:
-        if r.get(key) is not None:
-            parts.append(f"{text} {r[key] * scale:.3f} {unit}")
+def _summary(name: str, r: dict) -> str:
+    parts = [format_metrics(r)]
     if r.get("energy_mj") is not None:
         parts.append(f"{r['energy_mj']:.3f} mJ/frame ({r['sops'] / 1e9:.3f} G SOPs, {r['macs'] / 1e9:.3f} G MACs)")
     if r.get("frames_per_s"):
         parts.append(f"{r['frames_per_s']:.1f} frames/s")
-    print(f"{name} over {r['frames']} frames: " + ", ".join(parts))
+    return f"{name} over {r['frames']} frames: " + "; ".join(parts)
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise InputError(None, f"--max-frames {args.max_frames}: must be positive")
+    if args.examples < 0:
+        raise InputError(None, f"--examples {args.examples}: must be 0 (none) or positive")
+    device = resolve_device(args.device)
+    # every output is checked before the model loads: a read-only or full disk fails now, not later
+    out = check_writable(args.out)
+    pred_dir = check_writable(args.save_predictions, folder=True) if args.save_predictions else None
+    ex_dir = check_writable(out.parent / "examples", folder=True) if args.examples else None
+
+    info = print if not (args.quiet or args.json) else (lambda *a, **k: None)
+    ckpt = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
+    model = load_checkpoint(ckpt)
+    spec = SampleSpec(**model.input_spec)
+    plan = plan_frames(evaluation_items(args.data, args.split), spec, args.max_frames)
+    several = len(plan) > 1
+
+    def frame_path(folder: Path, f: EvalFrame, prefix: str, suffix: str) -> Path:
+        sub = Path(f.recording).stem.removesuffix("_data") if several else ""  # same times in two recordings
+        return folder / sub / f"{prefix}{frame_stem(f.t_us)}{suffix}"
+
+    baseline_examples: dict[tuple[str, int], np.ndarray] = {}
+    if args.baseline == "sgbm":  # first, so that the model's examples can show its prediction beside
+        def keep(f: EvalFrame) -> None:
+            if len(baseline_examples) < args.examples:
+                baseline_examples[(f.recording, f.t_us)] = f.prediction
+
+        base = evaluate(SGBMStereo(max_disparity=model.max_disparity), spec, plan, on_frame=keep,
+                        progress=None if args.quiet else "sgbm")
+
+    n_frames = {"n": 0}
+
+    def on_frame(f: EvalFrame) -> None:
+        if pred_dir is not None:
+            path = frame_path(pred_dir, f, "", ".npy")
+            path.parent.mkdir(exist_ok=True)
+            with atomic_path(path) as tmp:
+                np.save(tmp, f.prediction.astype(np.float32))
+        if n_frames["n"] < args.examples:
+            s = f.sample
+            preds = {"model": f.prediction}
+            if (f.recording, f.t_us) in baseline_examples:
+                preds[args.baseline] = baseline_examples[(f.recording, f.t_us)]
+            image = evaluation_example(tensor_event_image(s["left"]), preds,
+                                       np.where(s["valid"], s["disparity"], np.nan), model.max_disparity)
+            path = frame_path(ex_dir, f, "example_", ".png")
+            path.parent.mkdir(exist_ok=True)
+            with atomic_path(path) as tmp:  # tmp keeps the .png suffix
+                if not cv2.imwrite(str(tmp), image):
+                    raise InputError(path, "OpenCV could not write this image")
+        n_frames["n"] += 1
+
+    result = evaluate(model, spec, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model")
+    report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split, "device": str(device),
+              "representation": spec.as_dict(), "metric_units": METRIC_UNITS, **result.as_dict()}
+    if args.baseline == "sgbm":
+        report["baselines"] = {"sgbm": base.as_dict()}
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    info(_summary("model", report))
+    if args.baseline:
+        info(_summary(args.baseline, report["baselines"][args.baseline]))
+    info(f"wrote {out}" + (f", predictions in {pred_dir}" if pred_dir else "")
+         + (f", examples in {ex_dir}" if ex_dir else ""))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m apps.evaluate", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", help="a model checkpoint (default: the one that ships with the package)")
-    ap.add_argument("--data", required=True, help="a recording, a folder of them, or an MVSEC folder with --split")
-    ap.add_argument("--split", type=int, choices=(1, 2, 3), help="MVSEC indoor_flying split: its test frames")
-    ap.add_argument("--out", required=True, help="results JSON")
-    ap.add_argument("--save-predictions", metavar="DIR", help="write each frame's disparity as <t_us>.npy")
-    ap.add_argument("--baseline", choices=("sgbm",), help="also score this classical baseline on the same frames")
-    ap.add_argument("--examples", type=int, default=4, help="example PNGs to write (0: none)")
-    ap.add_argument("--max-frames", type=int, help="stop after this many frames")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    try:
-        ckpt = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
-        model = load_checkpoint(ckpt)
-        spec = SampleSpec(**model.input_spec)
-        items = evaluation_items(args.data, args.split)
-        out = Path(args.out)
-        pred_dir = Path(args.save_predictions) if args.save_predictions else None
-        ex_dir = out.parent / "examples"
-        n_frames = {"n": 0}
-
-        def on_frame(f: EvalFrame) -> None:
-            if pred_dir is not None:
-                with atomic_path(pred_dir / f"{f.t_us}.npy") as tmp:
-                    np.save(tmp, f.prediction.astype(np.float32))
-            if n_frames["n"] < args.examples:
-                with atomic_path(ex_dir / f"example_{f.t_us}.png") as tmp:  # tmp keeps the .png suffix
-                    if not cv2.imwrite(str(tmp), _example(f, model.max_disparity)):
-                        raise OSError(f"could not write {tmp}")
-            n_frames["n"] += 1
-
-        result = evaluate(model, spec, items, max_frames=args.max_frames, on_frame=on_frame, device=args.device)
-        report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split,
-                  "representation": spec.as_dict(), **result.as_dict()}
-        _print("model", report)
-        if args.baseline == "sgbm":
-            base = evaluate(SGBMStereo(max_disparity=model.max_disparity), spec, items, max_frames=args.max_frames)
-            report["baselines"] = {"sgbm": base.as_dict()}
-            _print("sgbm", report["baselines"]["sgbm"])
-        write_text_atomic(out, json.dumps(report, indent=2))
-        print(f"wrote {out}" + (f", predictions in {pred_dir}" if pred_dir else "")
-              + (f", examples in {ex_dir}" if args.examples else ""))
-    except InputError as exc:
-        return print_error(exc)
-    return 0
+    return run_tool(lambda: _run(argv))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,17 @@ depth = fB / disparity. Then each metric is averaged over frames (not over pixel
 frames without a valid pixel are left out. Predicted disparities below 0.1 px are read as
 0.1 px for depth (depth <= 200 m with MVSEC's fB), so a zero prediction is a large but
 finite depth error — the public record does not say how the peers guard this division.
+
+Names and units are the same everywhere a metric appears (``apps.evaluate``'s results.json
+and console, ``apps.live_depth``'s timings.json, console and overlay; training logs them as
+``val/<name>``): ``METRIC_NAMES`` with ``METRIC_UNITS``, the one place units are defined:
+
+    mean_disparity_error   px
+    one_pixel_accuracy     fraction (0..1, not percent)
+    mean_depth_error       m
+    median_depth_error     m
+
+``format_metrics`` writes them for people, with the same names and units.
 """
 
 from __future__ import annotations
@@ -17,6 +28,20 @@ import numpy as np
 
 MIN_PRED_DISPARITY = 0.1
 METRIC_NAMES = ("mean_disparity_error", "one_pixel_accuracy", "mean_depth_error", "median_depth_error")
+METRIC_UNITS = {"mean_disparity_error": "px", "one_pixel_accuracy": "fraction",
+                "mean_depth_error": "m", "median_depth_error": "m"}
+
+
+def format_metrics(values: dict, digits: int = 3) -> str:
+    """``"mean_disparity_error 1.259 px, one_pixel_accuracy 0.737, ..."`` for the metrics present
+    in ``values`` (None or missing ones are left out); fractions carry no unit word."""
+    parts = []
+    for name in METRIC_NAMES:
+        v = values.get(name)
+        if v is not None:
+            unit = METRIC_UNITS[name]
+            parts.append(f"{name} {v:.{digits}f}" + ("" if unit == "fraction" else f" {unit}"))
+    return ", ".join(parts)
 
 
 def frame_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,

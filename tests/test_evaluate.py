@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
-import pytest
 
 from conftest import ROOT
 from evstereo.datasets import open_recording
+from evstereo.inference.headless import frame_stem
 from evstereo.models import build_stereo_net, save_checkpoint
+from evstereo.viz.colors import LEGEND_WIDTH
 
 
 def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recording):
@@ -29,16 +31,28 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
         assert res[key] is not None and np.isfinite(res[key]), key
     assert res["frames"] == 4 and 0 <= res["one_pixel_accuracy"] <= 1
     assert set(res["baselines"]["sgbm"]) >= {"mean_disparity_error", "one_pixel_accuracy", "frames"}
+    assert res["metric_units"]["mean_depth_error"] == "m" and res["device"] == "cpu"
     with open_recording(random_recording) as rec:
         ts = rec.gt_timestamps()
         start = rec.time_span()[0]
     expected = [int(t) for t in ts if t - 50_000 >= start][:4]
     files = sorted((tmp_path / "pred").glob("*.npy"))
-    assert [int(f.stem) for f in files] == expected
+    assert [f.name for f in files] == [f"{frame_stem(t)}.npy" for t in expected]
     pred = np.load(files[0])
     assert pred.dtype == np.float32 and pred.shape == (260, 346)
-    assert len(list((tmp_path / "eval" / "examples").glob("example_*.png"))) == 2
-    assert "mean disparity error" in r.stdout and "sgbm over 4 frames" in r.stdout
+    examples = sorted((tmp_path / "eval" / "examples").glob("example_*.png"))
+    assert [p.name for p in examples] == [f"example_{frame_stem(t)}.png" for t in expected[:2]]
+    # model, sgbm, ground truth + disparity colour bar over events, the two errors + error colour bar
+    img = cv2.imread(str(examples[0]))
+    assert img.shape == (2 * 260, 3 * 346 + LEGEND_WIDTH, 3)
+    bars = img[:, 3 * 346 :]
+    assert (bars[:, 30:] < 128).any() and len(np.unique(bars[:, :16].reshape(-1, 3), axis=0)) > 50
+    # the console uses results.json's names and units (m, not cm); a progress bar on stderr
+    assert f"mean_disparity_error {res['mean_disparity_error']:.3f} px" in r.stdout
+    assert f"mean_depth_error {res['mean_depth_error']:.3f} m" in r.stdout
+    assert "sgbm over 4 frames" in r.stdout and "cm" not in r.stdout
+    assert "model: 100%" in r.stderr and "4/4" in r.stderr
+    assert "weights_only" not in r.stderr and "Warning" not in r.stderr and "Traceback" not in r.stderr
 
 
 def test_evaluate_bad_inputs(tmp_path):

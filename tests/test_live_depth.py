@@ -19,7 +19,7 @@ import pytest
 
 from conftest import DVS128_NPZ, ROOT
 from evstereo.datasets import open_recording
-from evstereo.inference.headless import HeadlessOutputs
+from evstereo.inference.headless import HeadlessOutputs, frame_stem
 from evstereo.runtime import keep_freed_memory
 from evstereo.viz.pointcloud import read_ply
 from evstereo.viz.viewer import (KEYS, LEGEND_WIDTH, PlaybackControl, RunningMetrics, compose_view,
@@ -127,9 +127,11 @@ def test_running_metrics_and_keys():
     m = RunningMetrics()
     gt = np.array([[1.0, 2.0, np.nan, 4.0]], np.float32)
     m.update(np.array([[1.5, 4.0, 9.0, np.nan]], np.float32), gt)  # errors 0.5, 2, -, 4 (NaN prediction = 0)
-    assert m.mean_error == pytest.approx(6.5 / 3) and m.one_px_accuracy == pytest.approx(1 / 3)
+    assert m.mean_disparity_error == pytest.approx(6.5 / 3) and m.one_pixel_accuracy == pytest.approx(1 / 3)
     m.update(np.array([[1.0]], np.float32), np.array([[1.0]], np.float32))  # a perfect second frame
-    assert m.mean_error == pytest.approx(6.5 / 3 / 2)  # averaged over frames, not pixels
+    assert m.mean_disparity_error == pytest.approx(6.5 / 3 / 2)  # averaged over frames, not pixels
+    assert list(m.as_dict()) == ["frames", "mean_disparity_error", "one_pixel_accuracy", "mean_depth_error",
+                                 "median_depth_error"]  # evaluate's results.json names
     assert KEYS[ord(" ")] == "pause" and KEYS[ord("n")] == KEYS[ord(".")] == "step"
     assert KEYS[ord("+")] == "faster" and KEYS[ord("-")] == "slower" and KEYS[ord("s")] == "snapshot"
     assert KEYS[ord("q")] == KEYS[27] == "quit"
@@ -159,10 +161,10 @@ def test_playback_control_pauses_steps_and_changes_speed():
     assert c.rate == 0.5
 
 
-def test_missing_checkpoint_is_a_clear_error(random_recording, capsys):
+def test_missing_checkpoint_is_a_clear_error(random_recording, tmp_path, capsys):
     from apps.live_depth import main
 
-    assert main([str(random_recording), "--checkpoint", "model.ckpt", "--headless"]) == 2
+    assert main([str(random_recording), "--checkpoint", "model.ckpt", "--headless", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "model.ckpt: checkpoint does not exist" in err and len(err.strip().splitlines()) == 1
 
@@ -186,9 +188,9 @@ def test_keys_act_on_the_run_and_snapshot_writes_png_and_ply(random_recording, t
             run.handle("quit")
         run.args.max_speed = True
         assert not run.handle("slower") and run.control.rate == 2.0  # ignored at --max-speed
-    png = tmp_path / "snaps" / f"snapshot_{frame.t_us}.png"
+    png = tmp_path / "snaps" / f"snapshot_{frame_stem(frame.t_us)}.png"
     assert cv2.imread(str(png)).shape == run.last[1].shape
-    pts, cols = read_ply(tmp_path / "snaps" / f"snapshot_{frame.t_us}.ply")
+    pts, cols = read_ply(tmp_path / "snaps" / f"snapshot_{frame_stem(frame.t_us)}.ply")
     assert len(pts) > 1000 and cols is not None
     assert str(png) in capsys.readouterr().out
 
@@ -197,21 +199,23 @@ def test_keys_act_on_the_run_and_snapshot_writes_png_and_ply(random_recording, t
 def test_headless_outputs_complete_and_readable(random_recording, tmp_path):
     out = tmp_path / "out"
     n = 12
-    # no --headless and no display: it must notice and run headless by itself
-    r = live_depth(random_recording, "--out", out, "--max-speed", "--max-frames", n, "--ply-every", 5,
-                   env=headless_env())
+    # no --headless and no display: it must notice and run headless by itself, and then keep every
+    # window (no real-time pacing: files, not a screen)
+    r = live_depth(random_recording, "--out", out, "--max-frames", n, "--ply-every", 5, env=headless_env())
     assert r.returncode == 0, r.stderr
     assert "no display" in r.stdout and "model: StereoNet" in r.stdout and "fast.pt" in r.stdout  # the shipped one
+    assert "weights_only" not in r.stderr and "Warning" not in r.stderr
     times = expected_times(random_recording, n)
     assert len(times) == n
-    assert sorted(p.name for p in (out / "disparity").iterdir()) == sorted(f"{t}.npy" for t in times)
-    assert sorted(p.name for p in (out / "depth").iterdir()) == sorted(f"{t}.png" for t in times)
-    d = np.load(out / "disparity" / f"{times[3]}.npy")
+    assert sorted(p.name for p in (out / "disparity_npy").iterdir()) == [f"{frame_stem(t)}.npy" for t in times]
+    assert sorted(p.name for p in (out / "depth").iterdir()) == [f"{frame_stem(t)}.png" for t in times]
+    d = np.load(out / "disparity_npy" / f"{frame_stem(times[3])}.npy")
     assert d.dtype == np.float32 and d.shape == (H, W) and np.isfinite(d).mean() > 0.5
-    png = cv2.imread(str(out / "depth" / f"{times[3]}.png"))
-    assert png.shape == (H, W, 3)
+    png = cv2.imread(str(out / "depth" / f"{frame_stem(times[3])}.png"))
+    assert png.shape == (H, W + LEGEND_WIDTH, 3)  # the depth picture and its colour bar
+    assert (png[:, W + 30 :] < 128).any() and (png[:, W + 30 :] == 255).mean() > 0.8  # labels on white
     plys = sorted((out / "clouds").iterdir())
-    assert [p.name for p in plys] == [f"{times[i]}.ply" for i in (0, 5, 10)]
+    assert [p.name for p in plys] == [f"{frame_stem(times[i])}.ply" for i in (0, 5, 10)]
     pts, cols = read_ply(plys[1])
     assert len(pts) > 1000 and cols.shape == pts.shape and np.isfinite(pts).all()
     assert (pts[:, 2] >= 0.5 - 1e-4).all() and (pts[:, 2] <= 10.0 + 1e-4).all()
@@ -227,7 +231,10 @@ def test_headless_outputs_complete_and_readable(random_recording, tmp_path):
         s = t["stages_ms"][stage]
         assert 0 <= s["p50"] <= s["p95"] <= s["max"]
     assert t["latency_ms"]["p95"] >= t["latency_ms"]["p50"] > 0
-    assert t["metrics"]["frames_with_gt"] == n and 0 <= t["metrics"]["one_px_accuracy"] <= 1
+    assert t["metrics"]["frames"] == n and 0 <= t["metrics"]["one_pixel_accuracy"] <= 1
+    assert set(t["metrics"]) == {"frames", "mean_disparity_error", "one_pixel_accuracy", "mean_depth_error",
+                                 "median_depth_error"}
+    assert t["metric_units"]["mean_depth_error"] == "m" and "mean_depth_error" in r.stdout and "cm" not in r.stdout
     assert t["outputs"] == {"dir": str(out), "png": n, "npy": n, "ply": 3, "video_frames": n}
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]  # no temporary files left behind
 
@@ -269,10 +276,10 @@ def test_corrupt_recording_midway_keeps_what_was_written(random_recording, tmp_p
     assert r.returncode == 2, r.stdout + r.stderr
     errs = error_lines(r.stderr)
     assert len(errs) == 1 and str(gt_file) in errs[0] and "Traceback" not in r.stderr
-    written = sorted(int(p.stem) for p in (out / "disparity").glob("*.npy"))
+    written = sorted(int(p.stem) for p in (out / "disparity_npy").glob("*.npy"))
     assert written == times[:8]
     for t in written:
-        assert np.load(out / "disparity" / f"{t}.npy").shape == (H, W)
+        assert np.load(out / "disparity_npy" / f"{frame_stem(t)}.npy").shape == (H, W)
     assert len(list((out / "clouds").glob("*.ply"))) == 2
     assert video_frames(out / "live_depth.mp4") == 8  # finalised and playable
     t = json.loads((out / "timings.json").read_text())
@@ -282,11 +289,11 @@ def test_corrupt_recording_midway_keeps_what_was_written(random_recording, tmp_p
 def test_interrupted_run_finalises_its_outputs(random_recording, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "apps.live_depth", str(random_recording), "--headless",
-                             "--out", str(out), "--speed", "0.5"],
+                             "--out", str(out), "--real-time", "--speed", "0.1"],
                             cwd=ROOT, env=headless_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while len(list(out.glob("disparity/*.npy"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        while len(list(out.glob("disparity_npy/*.npy"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
@@ -295,8 +302,8 @@ def test_interrupted_run_finalises_its_outputs(random_recording, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    n = len(list(out.glob("disparity/*.npy")))
+    assert stderr.strip().splitlines() == ["interrupted"]
+    n = len(list(out.glob("disparity_npy/*.npy")))
     assert 3 <= n < 22
     assert video_frames(out / "live_depth.mp4") == n
     t = json.loads((out / "timings.json").read_text())
@@ -318,11 +325,18 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     t = json.loads((out / "timings.json").read_text())
     assert t["status"] == "completed" and t["fB"] is None and t["metrics"] is None
     n = t["frames_produced"]
-    assert n >= 2 and n + t["frames_skipped"] == 20  # real-time pace: windows it could not keep up with are counted
-    npys = sorted((out / "disparity").glob("*.npy"))
+    assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
+    npys = sorted((out / "disparity_npy").glob("*.npy"))
     assert len(npys) == n and not (out / "clouds").exists()  # no f*B: no metric point clouds
+    # the recording starts at t = 0: times of 5 and 6 digits, zero-padded so that names sort in time order
+    stamps = [int(p.stem) for p in npys]
+    assert stamps == sorted(stamps) and len({len(p.stem) for p in npys}) == 1 and len(str(stamps[0])) < 16
     d = np.load(npys[-1])
     assert d.shape == (128, 128) and d.dtype == np.float32
+    # no calibration: the pictures show disparity, in disparity/, with a colour bar in px
+    pngs = sorted((out / "disparity").glob("*.png"))
+    assert [p.stem for p in pngs] == [p.stem for p in npys] and not (out / "depth").exists()
+    assert cv2.imread(str(pngs[0])).shape == (128, 128 + LEGEND_WIDTH, 3)
     assert video_frames(out / "live_depth.mp4") == n
     cap = cv2.VideoCapture(str(out / "live_depth.mp4"))
     assert cap.get(cv2.CAP_PROP_FRAME_WIDTH) == view_layout(128, 128, with_gt=False).width
@@ -394,7 +408,7 @@ def test_headless_writer_errors_surface_and_the_outputs_are_still_finalised(tmp_
     added = out.frames
     assert 3 <= added < 6
     out.close({"status": "output error"})
-    assert len(list((tmp_path / "a" / "disparity").iterdir())) == added
+    assert len(list((tmp_path / "a" / "disparity_npy").iterdir())) == added
     assert cv2.VideoCapture(str(tmp_path / "a" / "live_depth.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == added
     with pytest.raises(RuntimeError, match="closed"):
         out.add(9000, img, img, disp)
@@ -402,9 +416,45 @@ def test_headless_writer_errors_surface_and_the_outputs_are_still_finalised(tmp_
     out = HeadlessOutputs(tmp_path / "b", fps=20.0, ply_every=1)
     out.add(0, img, img, disp, broken_cloud)
     with pytest.raises(OSError, match="disk full"):
-        out.close({"status": "completed"})
-    assert json.loads((tmp_path / "b" / "timings.json").read_text())["outputs"]["npy"] == 1
+        out.close({"status": "completed", "error": None})
+    t = json.loads((tmp_path / "b" / "timings.json").read_text())
+    assert t["outputs"]["npy"] == 1 and t["status"] == "output error" and "disk full" in t["error"]
     assert (tmp_path / "b" / "live_depth.mp4").is_file()
+
+
+def test_a_video_that_does_not_play_back_is_not_published(tmp_path, monkeypatch):
+    """OpenCV's VideoWriter fails silently (a full disk, a codec): close() reopens the file, and a
+    video that does not play back every frame is removed, its error in timings.json and raised."""
+    import evstereo.inference.headless as headless
+
+    real = cv2.VideoWriter
+
+    class Dropping:  # opens and 'writes' like the real writer, but no frame reaches the file
+        def __init__(self, *args):
+            self._w = real(*args)
+
+        def isOpened(self):
+            return self._w.isOpened()
+
+        def write(self, image):
+            pass
+
+        def release(self):
+            self._w.release()
+
+    monkeypatch.setattr(headless.cv2, "VideoWriter", Dropping)
+    img = np.zeros((40, 60, 3), np.uint8)
+    out = HeadlessOutputs(tmp_path / "o", fps=20.0)
+    for k in range(3):
+        out.add(1000 * k, img, img, np.ones((40, 60), np.float32))
+    with pytest.raises(OSError, match="plays back 0 of its 3 frames") as err:
+        out.close({"status": "completed", "error": None})
+    assert str(tmp_path / "o" / "live_depth.mp4") in str(err.value)
+    assert not (tmp_path / "o" / "live_depth.mp4").exists()
+    assert not [p for p in (tmp_path / "o").iterdir() if ".tmp" in p.name]  # nor its temporary
+    t = json.loads((tmp_path / "o" / "timings.json").read_text())
+    assert t["status"] == "output error" and "plays back 0 of its 3 frames" in t["error"]
+    assert t["outputs"]["video_frames"] == 0 and "video_error" in t["outputs"] and t["outputs"]["npy"] == 3
 
 
 def test_allocator_keeps_freed_memory_on_linux():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evstereo.metrics import MetricAccumulator, frame_metrics
+from evstereo.metrics import METRIC_NAMES, METRIC_UNITS, MetricAccumulator, format_metrics, frame_metrics
 
 
 def test_one_frame_by_hand():
@@ -47,3 +47,12 @@ def test_zero_and_nan_predictions_count_as_errors():
     assert m["one_pixel_accuracy"] == 0.0
     assert np.isfinite(m["mean_depth_error"]) and m["mean_depth_error"] == pytest.approx(20 / 0.1 - 10)
     assert "mean_depth_error" not in frame_metrics(gt, gt)  # no fB: disparity metrics only
+
+
+def test_names_units_and_their_console_form():
+    assert set(METRIC_UNITS) == set(METRIC_NAMES)
+    assert METRIC_UNITS == {"mean_disparity_error": "px", "one_pixel_accuracy": "fraction",
+                            "mean_depth_error": "m", "median_depth_error": "m"}
+    text = format_metrics({"mean_disparity_error": 1.2594, "one_pixel_accuracy": 0.737, "mean_depth_error": 0.297,
+                           "median_depth_error": None, "frames": 4})
+    assert text == "mean_disparity_error 1.259 px, one_pixel_accuracy 0.737, mean_depth_error 0.297 m"

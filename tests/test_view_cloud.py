@@ -4,6 +4,7 @@ live CloudWindow under Xvfb whose capture matches a real screenshot."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import ROOT
 from evstereo.viz.cloud_viewer import load_cloud, project_cloud
+from evstereo.viz.colors import LEGEND_WIDTH
 from evstereo.viz.pointcloud import write_ply
 from xvfb import content_box, grab_screen, xvfb  # noqa: F401  (xvfb is a fixture)
 
@@ -49,11 +51,15 @@ def test_renders_png_offscreen_without_display(tmp_path):
     assert "rendered with open3d" in r.stdout  # Open3D's EGL offscreen path works here, no fallback
     img = cv2.imread(str(tmp_path / "cloud.png"))
     assert img.shape == (300, 400, 3)
-    drawn = (img < 245).any(axis=2)
+    view, bar = img[:, : 400 - LEGEND_WIDTH], img[:, 400 - LEGEND_WIDTH :]
+    drawn = (view < 245).any(axis=2)
     assert 0.05 < drawn.mean() < 0.9  # a cloud on a white background
     ys, xs = np.nonzero(drawn)
-    assert abs(xs.mean() - 200) < 60 and abs(ys.mean() - 150) < 60  # roughly centred
-    assert len(np.unique(img[drawn].reshape(-1, 3), axis=0)) > 50  # its own colours
+    assert abs(xs.mean() - 170) < 60 and abs(ys.mean() - 150) < 60  # roughly centred
+    assert len(np.unique(view[drawn].reshape(-1, 3), axis=0)) > 50  # coloured by depth
+    # the depth colour bar (m) on the right: the colour map, and labels on white
+    assert len(np.unique(bar[:, :16].reshape(-1, 3), axis=0)) > 50
+    assert (bar[:, 20:] < 128).any() and (bar[:, 20:] == 255).mean() > 0.8
     out = tmp_path / "sub" / "explicit.png"
     r = view_cloud(ply, "--png", out, env=no_display_env())
     assert r.returncode == 0 and cv2.imread(str(out)).shape == (768, 1024, 3)
@@ -79,6 +85,34 @@ def test_bad_file_is_one_clear_line(tmp_path, content, problem):
 def test_missing_file(tmp_path):
     r = view_cloud(tmp_path / "nope.ply", env=no_display_env())
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def _square(n: int = 40_000) -> np.ndarray:
+    """A square 2 m wide, straight in front of the camera at 3 m (fronto-parallel)."""
+    u, v = np.random.default_rng(1).uniform(-1, 1, (2, n))
+    return np.stack([u, v, np.full(n, 3.0)], -1).astype(np.float32)
+
+
+def _side_heights(img: np.ndarray) -> tuple[float, float]:
+    """Drawn height of the leftmost and rightmost tenth of the drawn columns."""
+    drawn = (img < 245).any(axis=2)
+    cols = np.flatnonzero(drawn.any(axis=0))
+    k = max(1, len(cols) // 10)
+    return tuple(float(drawn[:, c].sum(axis=0).mean()) for c in (cols[:k], cols[-k:]))
+
+
+def test_the_view_shows_depth_from_an_angle(tmp_path):
+    """Straight down the optical axis a fronto-parallel square stays a square; turned about the
+    vertical axis, its two sides lie at different distances, so perspective draws them at
+    different heights (both renderers)."""
+    ply = tmp_path / "square.ply"
+    write_ply(ply, _square())
+    r = view_cloud(ply, "--png", tmp_path / "o3d.png", "--width", 460, "--height", 300, env=no_display_env())
+    assert r.returncode == 0 and "open3d" in r.stdout, r.stderr
+    left, right = _side_heights(cv2.imread(str(tmp_path / "o3d.png"))[:, :400])
+    assert abs(left / right - 1) > 0.08, (left, right)
+    left, right = _side_heights(project_cloud(_square(), None, 400, 300))
+    assert abs(left / right - 1) > 0.08, (left, right)
 
 
 def test_other_ply_variants_and_fallback_renderer(tmp_path):
@@ -161,7 +195,13 @@ def test_view_cloud_opens_a_window_with_a_display(tmp_path, xvfb):
                     seen = screen
             time.sleep(0.1)
     finally:
-        proc.terminate()  # the window waits for its user; nobody will close it here
-        proc.wait(timeout=30)
-    assert seen is not None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)  # the window waits for its user; Ctrl-C must end it too
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert seen is not None, stderr
+    assert proc.returncode == 130 and stderr.strip().splitlines() == ["interrupted"], stderr
     assert not (tmp_path / "cloud.png").exists()  # a window, not a picture

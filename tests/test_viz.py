@@ -7,7 +7,8 @@ import pytest
 
 from conftest import REAL_CALIB
 from evstereo.geometry import depth_to_disparity, load_camchain
-from evstereo.viz.colors import colorize_depth, colorize_disparity, depth_legend, event_image
+from evstereo.viz.colors import (LEGEND_WIDTH, colorize_depth, colorize_disparity, depth_legend, disparity_legend,
+                                 error_legend, event_image, tensor_event_image, with_legend)
 from evstereo.viz.pointcloud import depth_to_points, disparity_to_points, read_ply, write_ply
 
 
@@ -71,3 +72,26 @@ def test_colour_maps_mark_invalid_and_order_depths():
     assert leg.shape == (200, 60, 3) and (leg[:, 20:] < 128).any()  # tick labels drawn
     ev = event_image(np.array([1, 2]), np.array([0, 0]), np.array([1, -1]), 3, 4)
     assert tuple(ev[0, 1]) == (40, 40, 220) and tuple(ev[0, 2]) == (220, 90, 30) and tuple(ev[1, 1]) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("legend", [lambda h: depth_legend(h, 0.5, 10.0), lambda h: depth_legend(h, 2.3, 3.4),
+                                    lambda h: disparity_legend(h, 63.0), lambda h: error_legend(h, 3.0)])
+@pytest.mark.parametrize("height", [128, 260])
+def test_every_legend_has_its_colour_map_and_labels_inside(legend, height):
+    leg = legend(height)
+    assert leg.shape == (height, LEGEND_WIDTH, 3) and not leg.flags.writeable
+    assert len(np.unique(leg[:, :16].reshape(-1, 3), axis=0)) > 30  # the colour map
+    text = (leg[:, 22:] < 128).any(axis=(1, 2))
+    assert text[: height // 4].any() and text[-height // 4 :].any()  # labels at both ends (units in them)
+    assert not text[:2].any() and not text[-2:].any()  # none cut off at the edges
+    img = np.zeros((height, 10, 3), np.uint8)
+    assert with_legend(img, leg).shape == (height, 10 + LEGEND_WIDTH, 3)
+
+
+def test_tensor_event_image_draws_events_by_polarity():
+    x = np.zeros((1, 5, 3, 4), np.float32)
+    x[0, 1, 0, 1] = 1.0
+    x[0, 2, 2, 3] = -2.0
+    img = tensor_event_image(x)
+    assert tuple(img[0, 1]) == (40, 40, 220) and tuple(img[2, 3]) == (220, 90, 30)
+    assert tuple(img[1, 1]) == (255, 255, 255)

@@ -56,6 +56,14 @@ class DepthFrame:
     skipped: int = 0  # windows dropped right before this one to keep pace
 
 
+def percentiles(values: list[float]) -> dict:
+    """{"p50", "p95", "max"} of ``values`` (None each when there are none)."""
+    if not values:
+        return {"p50": None, "p95": None, "max": None}
+    a = np.asarray(values)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+
+
 @dataclass
 class EngineStats:
     frames: int = 0
@@ -64,19 +72,13 @@ class EngineStats:
     latency_ms: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
-        def pct(v: list[float]) -> dict:
-            if not v:
-                return {"p50": None, "p95": None, "max": None}
-            a = np.asarray(v)
-            return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
-
         total = [sum(x) for x in zip(*self.timings_ms.values())] if self.frames else []
         return {
             "frames_produced": self.frames,
             "frames_skipped": self.skipped,
-            "stages_ms": {s: pct(v) for s, v in self.timings_ms.items()},
-            "processing_ms": pct(total),
-            "latency_ms": pct(self.latency_ms),
+            "stages_ms": {s: percentiles(v) for s, v in self.timings_ms.items()},
+            "processing_ms": percentiles(total),
+            "latency_ms": percentiles(self.latency_ms),
         }
 
 

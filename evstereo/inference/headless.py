@@ -1,15 +1,20 @@
 """Output writers of a live-depth run with no window (``apps.live_depth --headless``).
 
-Into ``out/``:
+Into ``out/`` (``<t_us>`` is the window's end in the recording's microseconds, zero-padded to
+16 digits by ``frame_stem`` so that names sort in time order):
 
 - ``live_depth.mp4``: the composite view (``evstereo.viz.viewer.compose_view``), one video
   frame per depth frame at the recording's frame rate. It is written under a temporary
   ``.mp4`` name and renamed by ``close()``, which also runs when the run is interrupted or
-  the input turns out corrupt, so the frames written so far always end up playable.
-- ``depth/<t_us>.png``: colour-coded depth (inverse-depth colours of ``colorize_depth``), or
-  colour-coded disparity when the recording has no calibration (f*B unknown).
-- ``disparity/<t_us>.npy``: the raw disparity, float32 (H, W), NaN invalid; ``t_us`` is the
-  window's end in the recording's microseconds.
+  the input turns out corrupt, so the frames written so far always end up playable. OpenCV's
+  writer fails silently (a full disk, a missing codec), so ``close()`` reopens the file and
+  counts its frames first; a video that does not play back whole is removed, not published,
+  and the error goes into timings.json and is raised.
+- ``depth/<t_us>.png``: colour-coded depth (inverse-depth colours of ``colorize_depth``) with
+  its colour bar (m) on the right; without calibration (f*B unknown) the pictures show
+  disparity instead and go to ``disparity/<t_us>.png`` (colour bar in px).
+- ``disparity_npy/<t_us>.npy``: the raw disparity, float32 (H, W) px, NaN invalid, always
+  (with or without calibration: the folder of arrays never moves).
 - ``clouds/<t_us>.ply``: the coloured point cloud every ``ply_every`` frames (needs f*B).
 - ``timings.json``: written atomically by ``close()`` from what the caller passes.
 
@@ -21,9 +26,9 @@ them all first. A writing error is raised by the next ``add()`` or by ``close()`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -32,9 +37,28 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from evstereo.fileio import atomic_path, publish, write_text_atomic
+from evstereo.fileio import atomic_path, check_writable, publish, temp_path, write_text_atomic
 
 VIDEO_NAME = "live_depth.mp4"
+ARRAY_DIR = "disparity_npy"
+DEPTH_DIR, DISPARITY_DIR = "depth", "disparity"  # the pictures' folder: what they show
+
+
+def frame_stem(t_us: int) -> str:
+    """A frame's file name (without suffix) from its time in us: zero-padded to 16 digits, so
+    names sort in time order (16 digits hold MVSEC's absolute Unix microseconds)."""
+    return f"{int(t_us):016d}"
+
+
+def playable_frames(path: str | os.PathLike) -> int:
+    """How many frames a video file plays back (0 when it does not open or decode)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            return 0
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
 
 
 class VideoOut:
@@ -53,10 +77,7 @@ class VideoOut:
 
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.mp4", dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(tmp)
+            self._tmp = temp_path(self.path)  # ends in .mp4: OpenCV picks the container by the suffix
             self._size = (image.shape[1], image.shape[0])
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
             if not self._writer.isOpened():
@@ -68,29 +89,41 @@ class VideoOut:
         self.frames += 1
 
     def close(self) -> Path | None:
-        """Finish the file (the MP4 index is written on release) and give it its final name."""
+        """Finish the file (the MP4 index is written on release), check that it plays back every
+        frame written, and give it its final name. A video that does not is removed and an
+        OSError (EIO, naming the final path) raised: OpenCV's writer reports no failure itself."""
         if self._writer is None:
             return None
         self._writer.release()
         self._writer = None
+        readable = playable_frames(self._tmp)
+        if readable != self.frames:
+            self._tmp.unlink(missing_ok=True)
+            raise OSError(errno.EIO, f"the video OpenCV wrote plays back {readable} of its {self.frames} frames "
+                                     "(disk full? codec?); it was not kept", str(self.path))
         publish(self._tmp, self.path)
         return self.path
 
 
 class HeadlessOutputs:
-    """Writes one run's outputs into ``out_dir`` (see the module doc); ``close()`` finalises them."""
+    """Writes one run's outputs into ``out_dir`` (see the module doc); ``close()`` finalises them.
+
+    ``image_dir`` is ``DEPTH_DIR`` or ``DISPARITY_DIR`` (what the pictures show); ``legend``, a
+    colour bar as tall as the pictures, is put on the right of each one.
+    """
 
     def __init__(self, out_dir: str | os.PathLike, fps: float, ply_every: int = 10, video: bool = True,
-                 queue: int = 2) -> None:
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        for sub in ("depth", "disparity"):  # clouds/ appears with the first cloud (none without f*B)
+                 queue: int = 2, image_dir: str = DEPTH_DIR, legend: np.ndarray | None = None) -> None:
+        self.out = check_writable(out_dir, folder=True)
+        self.image_dir, self.legend = image_dir, legend
+        for sub in (image_dir, ARRAY_DIR):  # clouds/ appears with the first cloud (none without f*B)
             (self.out / sub).mkdir(exist_ok=True)
         self.ply_every = max(0, int(ply_every))
         self.video = VideoOut(self.out / VIDEO_NAME, fps) if video else None
         self.frames = 0
         self.written = {"png": 0, "npy": 0, "ply": 0}
         self.closed = False
+        self.timings: dict = {}  # what close() wrote to timings.json
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="headless-writer")
         self._pending: deque[Future] = deque()
         self._queue = max(1, int(queue))
@@ -114,15 +147,18 @@ class HeadlessOutputs:
 
     def _write(self, t_us: int, composite: np.ndarray, depth_image: np.ndarray, disparity: np.ndarray,
                cloud_writer: Callable[[Path], None] | None) -> None:
-        name = str(int(t_us))
+        name = frame_stem(t_us)
         if self.video is not None:
             self.video.write(composite)
-        with atomic_path(self.out / "depth" / f"{name}.png") as tmp:
+        if self.legend is not None:
+            depth_image = np.hstack([depth_image, self.legend])
+        png = self.out / self.image_dir / f"{name}.png"
+        with atomic_path(png) as tmp:
             # the temporary name keeps .png for OpenCV; light compression: ~40% faster, ~10% larger
             if not cv2.imwrite(str(tmp), depth_image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise OSError(f"{self.out / 'depth'}: could not write {name}.png")
+                raise OSError(errno.EIO, "OpenCV could not write this image", str(png))
         self.written["png"] += 1
-        with atomic_path(self.out / "disparity" / f"{name}.npy") as tmp:
+        with atomic_path(self.out / ARRAY_DIR / f"{name}.npy") as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.asarray(disparity, np.float32))
         self.written["npy"] += 1
@@ -143,17 +179,28 @@ class HeadlessOutputs:
                 error = error or err
         self._pool.shutdown(wait=True)
         paths = {}
+        outputs = {"dir": str(self.out), **self.written, "video_frames": self.video.frames if self.video else 0}
         if self.video is not None:
-            video = self.video.close()
-            if video is not None:
-                paths["video"] = str(video)
-        timings = dict(timings, outputs={"dir": str(self.out), **self.written,
-                                         "video_frames": self.video.frames if self.video else 0})
-        write_text_atomic(self.out / "timings.json", json.dumps(timings, indent=2, default=_json_default) + "\n")
+            try:
+                video = self.video.close()
+                if video is not None:
+                    paths["video"] = str(video)
+            except OSError as err:
+                outputs.update(video_frames=0, video_error=str(err))
+                error = error or err
+        self.timings = timings = dict(timings, outputs=outputs)
+        if error is not None and timings.get("error") is None:  # the run went well, its outputs did not
+            timings.update(status="output error", error=str(error))
+        write_text_atomic(self.out / "timings.json", report_json(timings) + "\n")
         paths["timings"] = str(self.out / "timings.json")
         if error is not None:
             raise error
         return paths
+
+
+def report_json(report: dict) -> str:
+    """A run's report as indented JSON (numpy numbers and paths as plain values)."""
+    return json.dumps(report, indent=2, default=_json_default)
 
 
 def _json_default(o):

@@ -5,14 +5,21 @@ in place every frame); ``render_cloud`` draws a cloud into an image offscreen, w
 with no display at all: Open3D's legacy Visualizer falls back to EGL offscreen rendering
 (Mesa's software renderer on a machine without a GPU). Should Open3D be missing or unable
 to create a context, ``render_cloud`` falls back to ``project_cloud``, a small z-buffered
-numpy projection, and says so. The camera looks along +z from behind the points with y
-down, the rectified left camera's own view.
+numpy projection, and says so.
+
+The view: points are in the rectified left camera's frame (x right, y down, z forward). The
+camera looks at the cloud's centre from behind it, turned ``VIEW_AZIMUTH_DEG`` about the
+vertical axis and raised ``VIEW_ELEVATION_DEG`` above it, so depth shows as shape (straight
+down the optical axis a cloud looks like a flat depth image). ``depth_colours`` colours
+points by their depth (z) and ``cloud_picture`` puts the matching colour bar (m) beside the
+render.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -20,9 +27,12 @@ import numpy as np
 
 from evstereo.errors import InputError
 from evstereo.fileio import atomic_path
+from evstereo.viz.colors import LEGEND_WIDTH, colorize_depth, depth_legend, with_legend
 from evstereo.viz.pointcloud import read_ply
 
 BACKGROUND_RGB = (1.0, 1.0, 1.0)
+VIEW_AZIMUTH_DEG = 35.0  # about the vertical (y) axis
+VIEW_ELEVATION_DEG = 20.0  # from above
 
 
 def _o3d():
@@ -46,13 +56,26 @@ def _point_cloud(o3d, points: np.ndarray, colors: np.ndarray | None):
     return pcd
 
 
+def view_front(azimuth_deg: float = VIEW_AZIMUTH_DEG, elevation_deg: float = VIEW_ELEVATION_DEG) -> np.ndarray:
+    """Unit vector from the looked-at point towards the eye (Open3D's "front"), in camera
+    coordinates (y down): (0, 0, -1), behind the cloud, turned by azimuth and raised by elevation."""
+    a, e = np.radians(azimuth_deg), np.radians(elevation_deg)
+    return np.array([np.sin(a) * np.cos(e), -np.sin(e), -np.cos(a) * np.cos(e)])
+
+
+def _centre(points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(1)]
+    return np.median(pts, 0) if len(pts) else np.zeros(3)
+
+
 def _camera_view(vis, points: np.ndarray) -> None:
-    """Look along +z (the camera's forward axis) with y down, at the cloud's centre."""
+    """Look at the cloud's centre from ``view_front()``, y down on the screen (see the module doc)."""
     ctr = vis.get_view_control()
-    ctr.set_front([0.0, 0.0, -1.0])
+    ctr.set_front(view_front().tolist())
     ctr.set_up([0.0, -1.0, 0.0])
     if len(points):
-        ctr.set_lookat(np.asarray(points, np.float64).reshape(-1, 3).mean(0))
+        ctr.set_lookat(_centre(points))
     ctr.set_zoom(0.7)
 
 
@@ -122,7 +145,8 @@ class CloudWindow:
 
 def project_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 800, height: int = 600,
                   point_size: int = 2) -> np.ndarray:
-    """Fallback renderer: pinhole projection from behind the cloud, nearest point wins; BGR image."""
+    """Fallback renderer: pinhole projection from the same view as Open3D's (``view_front``),
+    nearest point wins; BGR image."""
     img = np.full((height, width, 3), 255, np.uint8)
     pts = np.asarray(points, np.float64).reshape(-1, 3)
     ok = np.isfinite(pts).all(1)
@@ -131,13 +155,17 @@ def project_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 80
         return img
     cols = (np.asarray(colors, np.uint8).reshape(-1, 3)[ok] if colors is not None
             else np.full((len(pts), 3), 80, np.uint8))
-    centre = np.median(pts, 0)
-    extent = np.percentile(np.abs(pts[:, :2] - centre[:2]), 98, axis=0).max() + 1e-6
-    cam_z = pts[:, 2].min() - 2.0 * extent  # stand back along -z so the cloud fills ~70 % of the view
-    z = pts[:, 2] - cam_z
+    # the eye's axes: forward towards the centre, right and down on the screen
+    forward = -view_front()
+    right = np.cross([0.0, 1.0, 0.0], forward)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rel = (pts - np.median(pts, 0)) @ np.stack([right, down, forward], 1)  # centred, in eye axes
+    extent = np.percentile(np.abs(rel[:, :2]), 98, axis=0).max() + 1e-6
+    z = rel[:, 2] - (rel[:, 2].min() - 2.0 * extent)  # stand back so the cloud fills ~70 % of the view
     f = 0.7 * min(width, height) / 2 / (extent / np.median(z))
-    u = np.round(f * (pts[:, 0] - centre[0]) / z + width / 2).astype(int)
-    v = np.round(f * (pts[:, 1] - centre[1]) / z + height / 2).astype(int)
+    u = np.round(f * rel[:, 0] / z + width / 2).astype(int)
+    v = np.round(f * rel[:, 1] / z + height / 2).astype(int)
     order = np.argsort(-z)  # far first, near points overwrite them
     for dy in range(point_size):
         for dx in range(point_size):
@@ -145,6 +173,43 @@ def project_cloud(points: np.ndarray, colors: np.ndarray | None, width: int = 80
             inb = (uu >= 0) & (uu < width) & (vv >= 0) & (vv < height)
             img[vv[inb], uu[inb]] = cols[order][inb][:, ::-1]
     return img
+
+
+def _round_sig(x: float, up: bool) -> float:
+    """``x`` rounded down (or up) to two significant digits, so legend ends read as round values."""
+    step = 10.0 ** (np.floor(np.log10(x)) - 1)
+    q = x / step
+    q = round(q) if abs(q - round(q)) < 1e-6 else (np.ceil(q) if up else np.floor(q))  # 2.3 / 0.1 is 22.999...
+    return round(float(q * step), 12)
+
+
+def depth_range(points: np.ndarray) -> tuple[float, float] | None:
+    """A depth range (m) for colouring a cloud: its 2nd to 98th percentile of z, in round values;
+    None when no point lies in front of the camera (z > 0)."""
+    z = np.asarray(points, np.float64).reshape(-1, 3)[:, 2]
+    z = z[np.isfinite(z) & (z > 0)]
+    if not len(z):
+        return None
+    lo, hi = (float(v) for v in np.percentile(z, [2, 98]))
+    lo, hi = _round_sig(lo, up=False), _round_sig(max(hi, lo * 1.1), up=True)
+    return lo, hi
+
+
+def depth_colours(points: np.ndarray, near: float, far: float) -> np.ndarray:
+    """(N, 3) uint8 RGB: each point's depth (z) in ``colorize_depth``'s colours between near and far."""
+    z = np.clip(np.asarray(points, np.float32).reshape(-1, 3)[:, 2], near, far)
+    bgr = colorize_depth(z[None], near, far)[0]
+    return np.ascontiguousarray(bgr[:, ::-1])
+
+
+def cloud_picture(points: np.ndarray, colors: np.ndarray | None, width: int = 800, height: int = 600,
+                  point_size: float = 2.0, legend_range: tuple[float, float] | None = None) -> tuple[np.ndarray, str]:
+    """``render_cloud`` at (width, height), or, with ``legend_range`` (near, far in m, the range of
+    ``depth_colours``), the render beside its depth colour bar in the same total size."""
+    if legend_range is None:
+        return render_cloud(points, colors, width, height, point_size)
+    image, renderer = render_cloud(points, colors, width - LEGEND_WIDTH, height, point_size)
+    return with_legend(image, depth_legend(height, *legend_range)), renderer
 
 
 def _show_points(o3d, vis, points: np.ndarray, colors: np.ndarray | None, point_size: float) -> None:
@@ -224,14 +289,16 @@ def load_cloud(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
 
 def show_cloud(points: np.ndarray, colors: np.ndarray | None, title: str = "evstereo point cloud",
                width: int = 1024, height: int = 768, point_size: float = 2.0) -> None:
-    """An interactive Open3D window (blocks until it is closed)."""
+    """An interactive Open3D window (blocks until it is closed; Ctrl-C closes it too)."""
     o3d = _o3d()
     vis = o3d.visualization.Visualizer()
     if not vis.create_window(window_name=title, width=width, height=height):
         raise RuntimeError("Open3D could not create a window")
     try:
         _show_points(o3d, vis, points, colors, point_size)
-        vis.run()
+        # not vis.run(): Python's Ctrl-C handler runs only between calls, never inside that loop
+        while vis.poll_events():
+            time.sleep(0.02)
     finally:
         vis.destroy_window()
 
@@ -241,4 +308,4 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     path = Path(path)
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), image):
-            raise OSError(f"{path}: could not write the image")
+            raise InputError(path, "OpenCV could not write this image (unknown image suffix?)")

@@ -7,8 +7,10 @@ window. Panels have the sensor's size (scaled up for small sensors such as the D
                   prediction  | legend | overlay                      prediction  | legend | GT           | error
 
 The prediction and GT panels show depth (coloured by inverse depth, with ``depth_legend``)
-when f*B is known, otherwise disparity (with a disparity legend). The overlay panel holds the
-status text: time, FPS, latency, speed, running metrics.
+when f*B is known, otherwise disparity (with ``disparity_legend``). The overlay panel holds the
+status text: time, FPS, latency, speed, running metrics (``evstereo.metrics``' names and units).
+``evaluation_example`` is the picture of one evaluated frame (predictions, ground truth and
+errors, with their colour bars).
 
 ``PlaybackControl`` is the engine's replay clock under the viewer's keys: pausing freezes it
 (so resuming does not count the pause as skipped windows), stepping jumps it to the next
@@ -17,7 +19,6 @@ window, and +/- change its rate.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -28,10 +29,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from evstereo.metrics import MetricAccumulator
-from evstereo.viz.colors import colorize_depth, colorize_disparity, colorize_error, depth_legend, label
+from evstereo.metrics import METRIC_NAMES, MetricAccumulator
+from evstereo.viz.colors import (LEGEND_WIDTH, colorize_depth, colorize_disparity, colorize_error, depth_legend,
+                                 disparity_legend, error_legend, label)
 
-LEGEND_WIDTH = 60
 MIN_PANEL_HEIGHT = 240  # smaller sensors are scaled up by an integer factor so text stays readable
 MAX_COMPOSITE_WIDTH = 1800  # larger composites (DSEC with GT) are scaled down to fit a screen
 BACKGROUND = (32, 32, 32)
@@ -80,23 +81,6 @@ def view_layout(height: int, width: int, with_gt: bool, scale: float | None = No
 
 
 # --- panels -------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=8)
-def disparity_legend(height: int, max_disparity: float, width: int = LEGEND_WIDTH) -> np.ndarray:
-    """A vertical colour bar with disparity labels (px), matching ``colorize_disparity`` (large = top;
-    cached, read-only)."""
-    d = np.linspace(max_disparity, 1e-3, height, dtype=np.float32)[:, None]
-    out = np.full((height, width, 3), 255, np.uint8)
-    out[:, :16] = colorize_disparity(np.repeat(d, 16, axis=1), max_disparity)
-    step = max(1, int(round(max_disparity / 6 / 5)) * 5) if max_disparity >= 15 else max(1, int(max_disparity // 4))
-    for v in range(0, int(max_disparity) + 1, step):
-        row = int(round((1 - v / max_disparity) * (height - 1)))
-        row = min(max(row, 6), height - 3)
-        cv2.line(out, (16, row), (20, row), (0, 0, 0), 1)
-        cv2.putText(out, f"{v}px", (22, row + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
-    out.setflags(write=False)
-    return out
-
-
 def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
     if img.shape[1] == w and img.shape[0] == h:
         return img
@@ -174,26 +158,46 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
     return out
 
 
+def evaluation_example(left_events: np.ndarray, predictions: dict[str, np.ndarray], gt_disparity: np.ndarray,
+                       max_disparity: float, max_error: float = 3.0) -> np.ndarray:
+    """One evaluated frame as a picture (``apps.evaluate``'s examples)::
+
+        prediction(s) ... | ground truth | disparity legend (px)
+        left events       | |error| ...  | error legend (px)
+
+    ``predictions`` maps a name ("model", "sgbm") to its (H, W) disparity in px; ``gt_disparity``
+    has NaN where the ground truth is not valid (no error is shown there).
+    """
+    h = gt_disparity.shape[0]
+    top = [label(colorize_disparity(d, max_disparity), f"{name} disparity") for name, d in predictions.items()]
+    top.append(label(colorize_disparity(gt_disparity, max_disparity), "ground truth"))
+    bottom = [label(left_events, "left events")]
+    bottom += [label(colorize_error(disparity_error(d, gt_disparity), max_error), f"{name} |error|")
+               for name, d in predictions.items()]
+    top.append(disparity_legend(h, float(max_disparity)))
+    bottom.append(error_legend(h, float(max_error)))
+    return np.vstack([np.hstack(top), np.hstack(bottom)])
+
+
 # --- running numbers for the overlay -------------------------------------------------------
 class RunningMetrics(MetricAccumulator):
     """The protocol's metrics (``evstereo.metrics``: per frame, then averaged over frames) so far."""
 
     @property
-    def mean_error(self) -> float | None:
+    def mean_disparity_error(self) -> float | None:
         return self.compute()["mean_disparity_error"]
 
     @property
-    def one_px_accuracy(self) -> float | None:
+    def one_pixel_accuracy(self) -> float | None:
         return self.compute()["one_pixel_accuracy"]
 
     def update(self, prediction: np.ndarray, gt: np.ndarray | None, valid: np.ndarray | None = None):
         return None if gt is None else super().update(prediction, gt, valid)
 
     def as_dict(self) -> dict:
+        """``{"frames": n, <METRIC_NAMES>...}``: the keys and units of evaluate's results.json."""
         r = self.compute()
-        return {"mean_disparity_error_px": r["mean_disparity_error"], "one_px_accuracy": r["one_pixel_accuracy"],
-                "mean_depth_error_m": r["mean_depth_error"], "median_depth_error_m": r["median_depth_error"],
-                "frames_with_gt": r["frames"]}
+        return {"frames": r["frames"], **{name: r[name] for name in METRIC_NAMES}}
 
 
 class RateMeter:
