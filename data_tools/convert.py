@@ -4,7 +4,10 @@
 
 Writes FILE.hdf5 (events, frames, IMU), FILE_gt.hdf5 when the input has ground truth (DSEC)
 and FILE_calib/camchain-imucam-FILE.yaml when it has a calibration (DSEC), all atomically.
-Bad input: one sentence on stderr, exit code 2. The logic is in evstereo.datasets.convert.
+Bad input, or an output folder that is read-only or full: one sentence on stderr, exit code 2.
+Input that is most likely misread (a camera without events, a span of days): one
+``warning: ...`` line each on stderr. Ctrl-C: one line, exit 130, nothing written under the
+output name. The logic is in evstereo.datasets.convert.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
-from evstereo.datasets.convert import FORMATS, TIME_UNITS, convert
-from evstereo.errors import InputError, print_error
+from evstereo.datasets.convert import FORMATS, TIME_UNITS, ConvertWarning, convert
+from evstereo.errors import run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--time-unit", choices=tuple(TIME_UNITS), default=None,
                     help="unit of the input timestamps (text: default s; npz: default us)")
     ap.add_argument("--one-based", action="store_true", help="text: pixel coordinates start at 1, not 0")
+    ap.add_argument("--left-camera", type=int, choices=(0, 1), default=None, metavar="ID",
+                    help="text, one file with a camera column: the id (0 or 1) of the left camera (default 0); "
+                         "the words left/right always mean themselves")
     ap.add_argument("--sensor", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"), default=None,
                     help="sensor size (text: default inferred from the coordinates; npz: default 128 128; "
                          "aedat4: default from the file)")
@@ -48,8 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sort events that are not in time order (in memory) instead of refusing the input")
     ap.add_argument("--no-frames", action="store_true", help="aedat4: do not write APS frames")
     ap.add_argument("--no-imu", action="store_true", help="aedat4: do not write IMU samples")
-    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    events = ap.add_mutually_exclusive_group()
+    events.add_argument("--compress-events", dest="compress_events", action="store_true", default=None,
+                        help="store the events compressed (Blosc LZ4HC: about 5x smaller, window reads a little "
+                             "slower; other programs need `import hdf5plugin` to read them)")
+    events.add_argument("--no-compress-events", dest="compress_events", action="store_false",
+                        help="store the events uncompressed (the fastest window reads)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary (warnings still show)")
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return ap
 
 
@@ -72,13 +85,16 @@ def _print_summary(s: dict) -> None:
         print(f"  note: {note}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args: argparse.Namespace) -> int:
     options = {}
     if args.time_unit is not None:
         options["time_unit"] = args.time_unit
     if args.one_based:
         options["one_based"] = True
+    if args.left_camera is not None:
+        options["left_camera"] = args.left_camera
+    if args.compress_events is not None:
+        options["compress_events"] = args.compress_events
     if args.sensor is not None:
         options["sensor"] = tuple(args.sensor)
     if tuple(args.left_offset) != (0, 0):
@@ -95,18 +111,24 @@ def main(argv: list[str] | None = None) -> int:
         from tqdm import tqdm
 
         options["progress"] = tqdm
-    try:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvertWarning)
         summary = convert(args.inputs, args.format, args.out, **options)
-    except InputError as exc:
-        return print_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written under the output name", file=sys.stderr)
-        return 130
+    for w in caught:
+        if issubclass(w.category, ConvertWarning):
+            print(f"warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.json:
         print(json.dumps(summary, indent=2))
-    else:
+    elif not args.quiet:
         _print_summary(summary)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_tool(lambda: _main(args), interrupted="interrupted: nothing was written under the output name")
 
 
 if __name__ == "__main__":

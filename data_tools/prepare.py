@@ -1,39 +1,73 @@
 """`python -m data_tools.prepare RECORDING... --out DIR`: cache per-frame representations.
 
 Optional: training reads recordings directly, but a cache makes epochs much faster. Shows a
-progress bar; interrupt it and run it again to resume.
+progress bar; interrupt it (Ctrl-C: one line, exit 130) or kill it and run it again to resume.
+A finished cache that was damaged (cut short) is rebuilt. Bad input or a read-only or full
+output folder: one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
 from pathlib import Path
 
-from evstereo.datasets.prepared import prepare_recording
-from evstereo.datasets.samples import REPRESENTATIONS, SampleSpec
-from evstereo.errors import InputError, print_error
+from evstereo.errors import run_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from evstereo.datasets.samples import REPRESENTATIONS
+
+    ap = argparse.ArgumentParser(prog="python -m data_tools.prepare", description=__doc__.splitlines()[0])
+    ap.add_argument("recordings", nargs="+", metavar="RECORDING", help="recordings with ground truth")
+    ap.add_argument("--out", required=True, metavar="DIR", help="folder for the caches (one .h5 per recording)")
+    ap.add_argument("--representation", default="sbt", choices=REPRESENTATIONS,
+                    help="event representation the network reads (default sbt)")
+    ap.add_argument("--bins", type=int, default=5, help="temporal bins (channels) per time step (default 5)")
+    ap.add_argument("--time-steps", type=int, default=1, help="spiking time steps per sample (default 1)")
+    ap.add_argument("--window-ms", type=float, default=50.0,
+                    help="events before each ground-truth frame that make its sample, in ms (default 50)")
+    ap.add_argument("--right-gt", action="store_true", help="also store the right camera's GT (flip augmentation)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    ap.add_argument("--json", action="store_true", help="print the caches written as JSON on stdout")
+    return ap
+
+
+def _main(args: argparse.Namespace, spec) -> int:
+    from evstereo.datasets.prepared import prepare_recording
+    from evstereo.fileio import check_writable
+
+    check_writable(args.out, folder=True)
+    written = []
+    for rec in args.recordings:
+        out = Path(args.out) / f"{Path(rec).stem}.h5"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            prepare_recording(rec, out, spec, with_right_gt=args.right_gt, progress=not args.quiet)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr, flush=True)
+        written.append(str(out))
+        if not args.quiet and not args.json:
+            print(f"wrote {out}")
+    if args.json:
+        print(json.dumps({"caches": written, "spec": spec.as_dict()}, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_tools.prepare", description=__doc__.splitlines()[0])
-    ap.add_argument("recordings", nargs="+", help="recordings with ground truth")
-    ap.add_argument("--out", required=True, help="folder for the caches (one .h5 per recording)")
-    ap.add_argument("--representation", default="sbt", choices=REPRESENTATIONS)
-    ap.add_argument("--bins", type=int, default=5)
-    ap.add_argument("--time-steps", type=int, default=1)
-    ap.add_argument("--window-ms", type=float, default=50.0)
-    ap.add_argument("--right-gt", action="store_true", help="also store the right camera's GT (flip augmentation)")
+    ap = build_parser()
     args = ap.parse_args(argv)
-    spec = SampleSpec(args.representation, args.bins, args.time_steps, int(args.window_ms * 1000))
+    if args.bins < 1 or args.time_steps < 1 or not args.window_ms > 0:
+        ap.error("--bins and --time-steps must be at least 1 and --window-ms positive")
+    from evstereo.datasets.samples import SampleSpec
+
     try:
-        for rec in args.recordings:
-            out = Path(args.out) / f"{Path(rec).stem}.h5"
-            prepare_recording(rec, out, spec, with_right_gt=args.right_gt)
-            print(f"wrote {out}")
-    except InputError as exc:
-        return print_error(exc)
-    return 0
+        spec = SampleSpec(args.representation, args.bins, args.time_steps, int(round(args.window_ms * 1000)))
+    except ValueError as exc:
+        ap.error(str(exc))
+    return run_tool(lambda: _main(args, spec), interrupted="interrupted: run the same command again to resume")
 
 
 if __name__ == "__main__":

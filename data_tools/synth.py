@@ -4,21 +4,24 @@
 
 writes DIR/NAME_data.hdf5, DIR/NAME_gt.hdf5 and DIR/NAME_calib/camchain-imucam-NAME.yaml.
 The logic lives in :mod:`evstereo.simulation`; this is argument parsing and a progress bar.
+A read-only or full output folder fails before the simulation starts (exit 2); Ctrl-C ends
+with one line (exit 130) and leaves no file behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
-from tqdm import tqdm
-
-from evstereo.errors import InputError, print_error
-from evstereo.simulation import SynthOptions, synthesize
+from evstereo.errors import run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (options beyond the contract have simulator defaults)."""
+    from evstereo.simulation import SynthOptions
+
     d = SynthOptions()
     ap = argparse.ArgumentParser(prog="python -m data_tools.synth", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output folder")
@@ -40,8 +43,44 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-step-px", type=float, default=d.max_step_px,
                     help=f"largest image motion between renders; smaller is slower and finer "
                          f"(default {d.max_step_px})")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    events = ap.add_mutually_exclusive_group()
+    events.add_argument("--compress-events", dest="compress_events", action="store_true", default=None,
+                        help="store the events compressed (Blosc LZ4HC: about 5x smaller files, window reads "
+                             "a little slower; other programs need `import hdf5plugin` to read them)")
+    events.add_argument("--no-compress-events", dest="compress_events", action="store_false",
+                        help="store the events uncompressed (the fastest window reads)")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return ap
+
+
+def _main(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evstereo.fileio import check_writable
+    from evstereo.simulation import synthesize
+
+    check_writable(args.out, folder=True)  # before the progress bar: a read-only disk is one line
+
+    options = dict(speed=args.speed, threshold=args.threshold, threshold_sigma=args.threshold_sigma,
+                   refractory_us=args.refractory_us, noise_rate_hz=args.noise_rate,
+                   texture_contrast=args.texture_contrast, max_step_px=args.max_step_px)
+    with tqdm(total=args.seconds, unit="s", desc=f"synth {args.name}", disable=args.quiet,
+              bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} s [{elapsed}<{remaining}]") as bar:
+        def advance(seconds: float) -> None:
+            bar.update(min(seconds, bar.total - bar.n))  # float sums may overshoot the total
+
+        info = synthesize(args.out, args.name, args.seconds, args.seed, progress=advance,
+                          compress_events=args.compress_events, **options)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    elif not args.quiet:
+        rates = ", ".join(f"{c} {r:.2f}" for c, r in info["rate_mev_s"].items())
+        print(f"wrote {info['data']}, {info['gt']}, {info['calibration']}")
+        print(f"{info['seconds']:.2f} s, events {rates} Mev/s, {info['gt_frames']} depth frames, "
+              f"{info['bytes'] / 1e6:.1f} MB, {info['wall_s']:.1f} s wall "
+              f"({info['wall_s'] / info['seconds']:.1f} s per recorded s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,29 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seconds must be positive")
     if args.speed <= 0 or args.threshold <= 0 or args.max_step_px <= 0:
         ap.error("--speed, --threshold and --max-step-px must be positive")
-    options = dict(speed=args.speed, threshold=args.threshold, threshold_sigma=args.threshold_sigma,
-                   refractory_us=args.refractory_us, noise_rate_hz=args.noise_rate,
-                   texture_contrast=args.texture_contrast, max_step_px=args.max_step_px)
-    with tqdm(total=args.seconds, unit="s", desc=f"synth {args.name}", disable=args.quiet,
-              bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} s [{elapsed}<{remaining}]") as bar:
-        def advance(seconds: float) -> None:
-            bar.update(min(seconds, bar.total - bar.n))  # float sums may overshoot the total
-
-        try:
-            info = synthesize(args.out, args.name, args.seconds, args.seed, progress=advance, **options)
-        except (InputError, ValueError, OSError) as exc:
-            bar.close()
-            return print_error(exc, 1)
-        except KeyboardInterrupt:
-            bar.close()
-            print("interrupted: nothing was written (earlier files are untouched)", file=sys.stderr)
-            return 130
-    if not args.quiet:
-        rates = ", ".join(f"{c} {r:.2f}" for c, r in info["rate_mev_s"].items())
-        print(f"wrote {info['data']}, {info['gt']}, {info['calibration']}")
-        print(f"{info['seconds']:.2f} s, events {rates} Mev/s, {info['gt_frames']} depth frames, "
-              f"{info['wall_s']:.1f} s wall ({info['wall_s'] / info['seconds']:.1f} s per recorded s)")
-    return 0
+    if not args.name or os.sep in args.name or (os.altsep and os.altsep in args.name) or args.name in (".", ".."):
+        ap.error(f"--name must be a plain file name stem, not {args.name!r}")
+    return run_tool(lambda: _main(ap, args),
+                    interrupted="interrupted: nothing was written (earlier files are untouched)")
 
 
 if __name__ == "__main__":

@@ -175,18 +175,30 @@ def _matrix(path, entry: dict, key: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _camera_from_entry(path, entry: dict) -> CameraCalibration:
-    if "intrinsics" not in entry or len(entry["intrinsics"]) != 4:
+    if not isinstance(entry, dict):
+        raise InputError(path, "calibration entry is not a mapping")
+    if not isinstance(entry.get("intrinsics"), (list, tuple)) or len(entry["intrinsics"]) != 4:
         raise InputError(path, "calibration entry needs 'intrinsics' [fx, fy, cx, cy]")
-    fx, fy, cx, cy = (float(v) for v in entry["intrinsics"])
+    try:
+        fx, fy, cx, cy = (float(v) for v in entry["intrinsics"])
+    except (TypeError, ValueError):
+        raise InputError(path, "'intrinsics' must be four numbers [fx, fy, cx, cy]") from None
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
-    if "resolution" not in entry or len(entry["resolution"]) != 2:
+    if not isinstance(entry.get("resolution"), (list, tuple)) or len(entry["resolution"]) != 2:
         raise InputError(path, "calibration entry needs 'resolution' [width, height]")
-    width, height = (int(v) for v in entry["resolution"])
+    try:
+        width, height = (int(v) for v in entry["resolution"])
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(path, "'resolution' must be two integers [width, height]") from None
+    try:
+        D = np.asarray(entry.get("distortion_coeffs", [0, 0, 0, 0]), np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError(path, "'distortion_coeffs' must be a list of numbers") from None
     return CameraCalibration(
         width=width,
         height=height,
         K=K,
-        D=np.asarray(entry.get("distortion_coeffs", [0, 0, 0, 0]), np.float64),
+        D=D,
         R=_matrix(path, entry, "rectification_matrix", (3, 3)),
         P=_matrix(path, entry, "projection_matrix", (3, 4)),
         distortion_model=str(entry.get("distortion_model", "equidistant")),
@@ -201,10 +213,47 @@ def load_camchain(path: str | os.PathLike) -> StereoCalibration:
         raise InputError(path, "is not a stereo camchain file (needs cam0 and cam1)")
     left = _camera_from_entry(path, doc["cam0"])
     right = _camera_from_entry(path, doc["cam1"])
-    T = np.asarray(doc["cam1"].get("T_cn_cnm1", np.eye(4)), np.float64)
+    if "T_cn_cnm1" in doc["cam1"]:
+        T = _matrix(path, doc["cam1"], "T_cn_cnm1", (4, 4))
+    else:
+        T = np.eye(4)
     if left.size != right.size:
         raise InputError(path, f"left and right resolutions differ: {left.size} vs {right.size}")
-    return StereoCalibration(left, right, T, source=str(path))
+    calib = StereoCalibration(left, right, T, source=str(path))
+    check_calibration(calib, path)
+    return calib
+
+
+def check_calibration(calib: StereoCalibration, path: str | os.PathLike | None = None) -> None:
+    """InputError naming ``path`` (default: the calibration's source) unless every number is
+    finite, the resolution positive, the focal lengths positive and f*B positive (a zero
+    baseline makes depth from disparity impossible; a negative one means swapped cameras)."""
+    where = path if path is not None else (calib.source or None)
+    for name, cam in (("cam0", calib.left), ("cam1", calib.right)):
+        if cam.width <= 0 or cam.height <= 0:
+            raise InputError(where, f"{name} resolution {cam.width}x{cam.height} is not positive")
+        for field_name in ("K", "D", "R", "P"):
+            m = getattr(cam, field_name)
+            if not np.all(np.isfinite(m)):
+                raise InputError(where, f"{name} {_FIELD_NAMES[field_name]} holds NaN or infinite values")
+        if not (cam.K[0, 0] > 0 and cam.K[1, 1] > 0):
+            raise InputError(where, f"{name} focal length (intrinsics fx={cam.K[0, 0]:g}, fy={cam.K[1, 1]:g}) "
+                                    "must be positive")
+        if not (cam.P[0, 0] > 0 and cam.P[1, 1] > 0):
+            raise InputError(where, f"{name} rectified focal length (projection_matrix P[0][0]={cam.P[0, 0]:g}, "
+                                    f"P[1][1]={cam.P[1, 1]:g}) must be positive")
+    if not np.all(np.isfinite(calib.T_right_left)):
+        raise InputError(where, "cam1 T_cn_cnm1 holds NaN or infinite values")
+    fB = calib.fB
+    if fB == 0:
+        raise InputError(where, "cam1 projection_matrix P[0][3] is 0: a zero baseline, so depth cannot be "
+                                "computed from disparity (P[0][3] = -f*B for the right camera)")
+    if fB < 0:
+        raise InputError(where, f"cam1 projection_matrix P[0][3] = {-fB:g} is positive: f*B would be negative "
+                                "(are cam0 and cam1 swapped? cam0 must be the left camera)")
+
+
+_FIELD_NAMES = {"K": "intrinsics", "D": "distortion_coeffs", "R": "rectification_matrix", "P": "projection_matrix"}
 
 
 def load_rectify_map_txt(x_path: str | os.PathLike, y_path: str | os.PathLike, height: int, width: int) -> np.ndarray:

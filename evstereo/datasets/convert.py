@@ -3,8 +3,9 @@
 Formats:
 
 ``text``    lines ``t x y p [camera]`` (whitespace or comma separated, ``#`` comments), either
-            one file with a camera column (0/1 or left/right), one file without it (left camera
-            only), or two files (left, then right). Read in chunks, never whole.
+            one file with a camera column (0/1 or left/right; ``left_camera`` says which id is
+            the left camera), one file without it (left camera only), or two files (left, then
+            right). Read in chunks, never whole.
 ``npz``     arrays ``left`` and ``right``, each (N, 4) = t [us], x, y, p (0/1), as in the
             SpikingStereoMatching DVS128 recordings (128x128 unless ``sensor`` says otherwise).
 ``aedat4``  a DV/AEDAT4 file (``aedat`` package): its event stream, frames (image_raw) and IMU
@@ -19,7 +20,13 @@ there is a calibration (see ``companion_paths``). Everything is written under te
 and renamed at the end: an error or Ctrl-C leaves no file under the final names, and existing
 files stay untouched. Companion files left over from an earlier conversion into the same
 ``OUT`` that this conversion does not produce are removed after success, so the set stays
-consistent. Bad input raises ``InputError`` with one sentence naming the file.
+consistent. Bad input raises ``InputError`` with one sentence naming the file; an output
+folder that is read-only or full fails before any input is read (``OSError`` naming it).
+
+Input that converts but is most likely misread gives a :class:`ConvertWarning` (also listed
+in the summary's ``warnings``): a camera without events (mono input), events spanning more
+than a day or at an impossible rate (timestamps in another unit than ``time_unit``, or one
+far outlying timestamp). Timestamps that do not fit int64 microseconds are an InputError.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from evstereo.datasets.mvsec_writer import EVENT_CHUNK_ROWS, MVSECWriter, _append, calibration_file, companion_paths
+from evstereo.datasets.mvsec_writer import MVSECWriter, calibration_file, companion_paths
+from evstereo.datasets.recording import plausibility_warnings
 from evstereo.errors import InputError
+from evstereo.events.time_index import MAX_ABS_US
+from evstereo.fileio import check_writable
 from evstereo.geometry import CAMERAS
 
 FORMATS = ("text", "npz", "aedat4", "dsec")
@@ -46,6 +56,11 @@ NPZ_DEFAULT_SENSOR = (128, 128)  # (width, height): DVS128
 KNOWN_SENSORS = (("DVS128", 128, 128), ("DAVIS240", 240, 180), ("DAVIS346", 346, 260),
                  ("VGA event camera", 640, 480), ("HD event camera", 1280, 720))
 STANDARD_GRAVITY = 9.80665
+MAX_ABS_SECONDS = MAX_ABS_US / 1e6  # timestamps beyond this overflow the readers' int64 microseconds
+
+
+class ConvertWarning(UserWarning):
+    """The input converted, but is most likely misread (see the module doc)."""
 
 
 class _NoProgress:
@@ -65,12 +80,14 @@ class ConvertOptions:
 
     time_unit: str | None = None  # text (default s), npz (default us)
     one_based: bool = False  # text: coordinates start at 1
+    left_camera: int = 0  # text with a camera column: the id (0 or 1) of the left camera
     sensor: tuple[int, int] | None = None  # (width, height): text, npz, aedat4
     left_offset: tuple[int, int] = (0, 0)  # (dx, dy) added to left coordinates: text, npz, aedat4
     right_offset: tuple[int, int] = (0, 0)  # same for the right camera: text, npz
     sort: bool = False  # sort unsorted input in memory instead of refusing it: text, npz, aedat4
     frames: bool = True  # aedat4: write APS frames as image_raw
     imu: bool = True  # aedat4: write IMU samples
+    compress_events: bool | None = None  # all formats: Blosc-compressed events (None: the writer's default)
     chunk: int = 1 << 18  # events (or text lines) per chunk
     progress: ProgressFactory | None = None  # e.g. tqdm.tqdm
 
@@ -83,6 +100,7 @@ class ConvertOptions:
 _APPLIES = {
     "time_unit": ("text", "npz"),
     "one_based": ("text",),
+    "left_camera": ("text",),
     "sensor": ("text", "npz", "aedat4"),
     "left_offset": ("text", "npz", "aedat4"),
     "right_offset": ("text", "npz"),
@@ -122,6 +140,9 @@ def _make_options(fmt: str, options: dict) -> ConvertOptions:
     opts.right_offset = tuple(int(v) for v in opts.right_offset)
     if len(opts.left_offset) != 2 or len(opts.right_offset) != 2:
         raise InputError(None, "pixel offsets are two integers DX DY")
+    if opts.left_camera not in (0, 1):
+        raise InputError(None, f"--left-camera must be 0 or 1 (the camera column's id of the left camera), "
+                               f"not {opts.left_camera!r}")
     opts.chunk = max(1, int(opts.chunk))
     return opts
 
@@ -139,12 +160,15 @@ class _Sink:
         self.sensor = sensor  # (width, height) or None until inferred
         self.sensor_source = sensor_source
         self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.mono_hint = ""  # appended to the warning about a camera without events
         self.stats = {c: {"events": 0, "t_first_s": None, "t_last_s": None,
                           "x_min": None, "x_max": None, "y_min": None, "y_max": None, "source": None} for c in CAMERAS}
         self.images = self.imu = self.gt_frames = 0
         w, h = sensor if sensor is not None else (0, 0)
         attrs = {"source_format": fmt, "source": os.pathsep.join(str(p) for p in inputs), "converted_by": "evstereo.convert"}
-        self.writer = MVSECWriter(out, self.gt_path if gt else None, height=h, width=w, attrs=attrs)
+        self.writer = MVSECWriter(out, self.gt_path if gt else None, height=h, width=w, attrs=attrs,
+                                  compress_events=opts.compress_events)
         self.has_gt = gt
         self.calibration = None  # StereoCalibration to write next to the data
 
@@ -163,10 +187,25 @@ class _Sink:
         if self.sensor is not None:
             self._check_range(camera, source, xmin, xmax, ymin, ymax, what)
 
+    def _one_based_likely(self, camera: str, xmax: int, ymax: int, w: int, h: int) -> bool:
+        """Text input whose smallest coordinates so far are >= 1 and that fits the sensor once
+        shifted by -1: a 1-based file (an offset from the data's minimum would misalign the
+        cameras, since each camera's minimum differs)."""
+        st = self.stats[camera]
+        return (self.fmt == "text" and not self.opts.one_based
+                and tuple(getattr(self.opts, f"{camera}_offset")) == (0, 0)
+                and st["x_min"] is not None and st["x_min"] >= 1 and st["y_min"] >= 1
+                and xmax - 1 < w and ymax - 1 < h)
+
     def _check_range(self, camera: str, source: Path, xmin: int, xmax: int, ymin: int, ymax: int, what: str = "") -> None:
         w, h = self.sensor
         if xmin >= 0 and ymin >= 0 and xmax < w and ymax < h:
             return
+        if self._one_based_likely(camera, xmax, ymax, w, h):
+            raise InputError(source, f"{camera} camera{what} has x in {xmin}..{xmax} and y in {ymin}..{ymax}, outside "
+                                     f"the {w}x{h} sensor {self.sensor_source} (x 0..{w - 1}, y 0..{h - 1}); no "
+                                     f"coordinate is 0, so the file is probably 1-based: pass --one-based (or give "
+                                     f"the real sensor size with --sensor WIDTH HEIGHT)")
         hint = []
         for axis, lo, hi, size in (("x", xmin, xmax, w), ("y", ymin, ymax, h)):
             fits_shifted = hi - lo < size
@@ -181,9 +220,15 @@ class _Sink:
         raise InputError(source, f"{camera} camera{what} has x in {xmin}..{xmax} and y in {ymin}..{ymax}, outside the "
                                  f"{w}x{h} sensor {self.sensor_source} (x 0..{w - 1}, y 0..{h - 1}); {advice}")
 
-    def add_events(self, camera: str, x, y, t_s, p) -> None:
+    def add_events(self, camera: str, x, y, t_s, p, source: Path | None = None) -> None:
         if len(t_s) == 0:
             return
+        far = np.flatnonzero(~(np.abs(t_s) <= MAX_ABS_SECONDS))
+        if len(far):  # callers with line numbers check first; this is the backstop
+            raise InputError(source or self.inputs[0],
+                             f"{camera} event has time {float(t_s[far[0]]):.6g} s, beyond int64 microseconds "
+                             f"(+-{MAX_ABS_SECONDS:.3g} s)" + (f"; is --time-unit {self.opts.time_unit} right?"
+                                                               if "time_unit" in _option_names(self.fmt) else ""))
         st = self.stats[camera]
         self.writer.add_events(camera, x, y, t_s, p)
         st["events"] += len(t_s)
@@ -196,14 +241,18 @@ class _Sink:
         cams = [c for c in CAMERAS if self.stats[c]["events"] > 0]
         xmax = max(self.stats[c]["x_max"] for c in cams)
         ymax = max(self.stats[c]["y_max"] for c in cams)
-        for name, w, h in KNOWN_SENSORS:
-            if xmax < w and ymax < h:
-                self.sensor = (w, h)
-                self.sensor_source = f"(inferred: the smallest common sensor, {name}, that holds x <= {xmax}, y <= {ymax})"
-                break
+        name, self.sensor = _smallest_sensor(xmax, ymax)
+        if name:
+            self.sensor_source = f"(inferred: the smallest common sensor, {name}, that holds x <= {xmax}, y <= {ymax})"
         else:
-            self.sensor = (xmax + 1, ymax + 1)
             self.sensor_source = f"(inferred from the largest coordinates x = {xmax}, y = {ymax})"
+        if all(self._one_based_likely(c, xmax, ymax, *_smallest_sensor(xmax - 1, ymax - 1)[1]) for c in cams):
+            name1, (w1, h1) = _smallest_sensor(xmax - 1, ymax - 1)
+            if (w1, h1) != self.sensor:
+                self.warnings.append(
+                    f"{self.inputs[0]}: no event has x = 0 or y = 0 and x reaches {xmax}, y {ymax}: if the pixel "
+                    f"coordinates start at 1, pass --one-based (the sensor would be {name1 or 'inferred as'} "
+                    f"{w1}x{h1}, not {self.sensor[0]}x{self.sensor[1]})")
         for c in cams:
             st = self.stats[c]
             self._check_range(c, st["source"], st["x_min"], st["x_max"], st["y_min"], st["y_max"])
@@ -215,6 +264,20 @@ class _Sink:
         if all(self.stats[c]["events"] == 0 for c in CAMERAS):
             raise InputError(self.inputs[0] if len(self.inputs) == 1 else None,
                              "holds no events" if len(self.inputs) == 1 else "the inputs hold no events")
+        what = str(self.inputs[0]) if len(self.inputs) == 1 else " + ".join(str(p) for p in self.inputs)
+        counts = {c: self.stats[c]["events"] for c in CAMERAS}
+        ranges = {c: (self.stats[c]["t_first_s"] or 0.0, self.stats[c]["t_last_s"] or 0.0) for c in CAMERAS}
+        if "time_unit" in _option_names(self.fmt):
+            others = [u for u in TIME_UNITS if u != self.opts.time_unit]
+            others = ", ".join(others[:-1]) + " or " + others[-1]
+            hint = (f"the timestamps were read as {self.opts.time_unit} (--time-unit {self.opts.time_unit}); "
+                    f"if they are in another unit, pass --time-unit {others}")
+        else:
+            hint = "the file's timestamps look damaged"
+        found = plausibility_warnings(what, counts, ranges, hint)
+        if self.mono_hint:
+            found = [w + self.mono_hint if "has no events" in w else w for w in found]
+        self.warnings = found + self.warnings
         if self.sensor is None:
             self._infer_sensor()
         w, h = self.sensor
@@ -222,9 +285,7 @@ class _Sink:
         self.writer.data.attrs["sensor_width"] = w
         self.writer.data.attrs["sensor_height"] = h
         for c in CAMERAS:
-            g = self.writer.data[f"davis/{c}"]
-            if "events" not in g:  # an empty (0, 4) dataset, so readers find both cameras
-                _append(g, "events", np.zeros((0, 4)), np.float64, EVENT_CHUNK_ROWS)
+            self.writer.ensure_events(c)  # an empty (0, 4) dataset, so readers find both cameras
 
     def __enter__(self) -> "_Sink":
         return self
@@ -235,7 +296,10 @@ class _Sink:
             return
         calib_path = calibration_file(self.calib_dir, self.name)
         if self.calibration is not None:
-            self.calibration.to_camchain_yaml(calib_path)
+            try:
+                self.calibration.to_camchain_yaml(calib_path)
+            except OSError as exc:  # the message names the temporary; name the file the user asked for
+                raise OSError(exc.errno, exc.strerror, str(calib_path)) from None
         self.removed = []
         if not self.has_gt and self.gt_path.is_file():
             self.gt_path.unlink()
@@ -272,7 +336,17 @@ class _Sink:
             "imu_samples": self.imu,
             "gt_frames": self.gt_frames,
             "notes": self.notes,
+            "warnings": self.warnings,
         }
+
+
+def _smallest_sensor(xmax: int, ymax: int) -> tuple[str, tuple[int, int]]:
+    """(name, (width, height)) of the smallest common sensor holding x <= xmax, y <= ymax
+    (name "" and the coordinates' own extent when none does)."""
+    for name, w, h in KNOWN_SENSORS:
+        if xmax < w and ymax < h:
+            return name, (w, h)
+    return "", (xmax + 1, ymax + 1)
 
 
 def _option_names(fmt: str) -> set[str]:
@@ -296,7 +370,10 @@ def _to_seconds(t: np.ndarray, unit: str) -> np.ndarray:
 # ======================================================================================
 # text
 # ======================================================================================
-_CAMERA_WORDS = (("left", "0"), ("right", "1"))
+# Camera words become codes that no numeric id uses, so they keep their meaning whatever
+# --left-camera says about the ids 0 and 1.
+_CAMERA_WORDS = (("left", "-10"), ("right", "-11"))
+_LEFT_WORD, _RIGHT_WORD = -10, -11
 
 
 def _clean_text(raw: bytes) -> str:
@@ -329,7 +406,7 @@ def _diagnose_text(path: Path, lines: list[bytes], first_line: int, ncols: int) 
             [float(v) for v in tokens[:4]]
         except ValueError:
             return InputError(path, f"line {lineno} {_show(raw)} is not a number line '{layout}'")
-        if ncols == 5 and tokens[4].lower() not in ("0", "1", "left", "right", "0.0", "1.0"):
+        if ncols == 5 and tokens[4].lower() not in ("0", "1", "left", "right", "0.0", "1.0", "-10", "-11"):
             return InputError(path, f"line {lineno} {_show(raw)} has camera {tokens[4]!r}; use 0/1 or left/right")
     return InputError(path, f"lines {first_line}..{first_line + len(lines) - 1} cannot be read as '{layout}'")
 
@@ -411,8 +488,12 @@ def _convert_text(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict:
                 x, y, p = arr["x"], arr["y"], arr["p"]
                 if opts.one_based:
                     x, y = x - 1, y - 1
+                t_s_all = _to_seconds(t, unit)
                 for bad_rows, problem in (
                     (~np.isfinite(t.astype(np.float64)), "the time is not a finite number"),
+                    (~(np.abs(t_s_all) <= MAX_ABS_SECONDS),
+                     f"the time ({unit}) is beyond int64 microseconds (+-{MAX_ABS_SECONDS:.3g} s); is --time-unit "
+                     f"{unit} right?"),
                     ((x != np.floor(x)) | (y != np.floor(y)), "pixel coordinates must be whole numbers"),
                     (~_polarity_ok(p), "polarity must be 0/1 or -1/+1"),
                 ):
@@ -422,12 +503,14 @@ def _convert_text(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict:
                         raise InputError(path, f"line {lineno} {_show(raw)}: {problem}")
                 if fixed_cam is None:
                     c = arr["c"]
-                    badc = np.flatnonzero((c != 0) & (c != 1))
+                    badc = np.flatnonzero((c != 0) & (c != 1) & (c != _LEFT_WORD) & (c != _RIGHT_WORD))
                     if len(badc):
                         lineno, raw = _line_of_row(lines, first, int(badc[0]))
                         raise InputError(path, f"line {lineno} {_show(raw)} has camera {c[badc[0]]:g}; "
                                                "use 0/1 or left/right")
-                    parts = [(cam, np.flatnonzero(c == i)) for i, cam in enumerate(CAMERAS)]
+                    left_id = opts.left_camera
+                    parts = [("left", np.flatnonzero((c == left_id) | (c == _LEFT_WORD))),
+                             ("right", np.flatnonzero((c == 1 - left_id) | (c == _RIGHT_WORD)))]
                 else:
                     parts = [(fixed_cam, np.arange(len(t)))]
                 for cam, rows in parts:
@@ -454,7 +537,7 @@ def _convert_text(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict:
                         raise InputError(path, f"timestamps are not sorted: line {lineno} {_show(raw)} is earlier than "
                                                f"line {before} of the {cam} camera; pass --sort to sort them in memory")
                     last[cam] = (tc[-1], lines, first, int(rows[-1]))
-                    sink.add_events(cam, xc, yc, _to_seconds(tc, unit), pc)
+                    sink.add_events(cam, xc, yc, t_s_all[rows], pc, path)
             for cam in CAMERAS:
                 if held[cam]:
                     tc, xc, yc, pc = (np.concatenate([h[k] for h in held[cam]]) for k in range(4))
@@ -463,6 +546,11 @@ def _convert_text(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict:
         if len(jobs) == 1 and jobs[0][2] == "left":
             sink.notes.append("the input has no camera column: all events went to the left camera; "
                               "the right camera's event dataset is empty")
+            sink.mono_hint = (" (the file has no camera column: give a fifth column 0/1 or left/right, or two "
+                              "files, left then right)")
+        elif len(jobs) == 1:
+            only = "left" if sink.stats["left"]["events"] else "right"
+            sink.mono_hint = f" (every line's camera column names the {only} camera)"
         sink.finish()
     return sink.summary()
 
@@ -528,6 +616,9 @@ def _convert_npz(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict:
             bad = np.flatnonzero(~_polarity_ok(p))
             if len(bad):
                 raise InputError(path, f"{cam} event {int(bad[0])} has polarity {p[bad[0]]}; expected 0/1 or -1/+1")
+            bad = np.flatnonzero(~np.isfinite(t.astype(np.float64)))
+            if len(bad):
+                raise InputError(path, f"{cam} event {int(bad[0])} has time {t[bad[0]]}, not a finite number")
             dx, dy = getattr(opts, f"{cam}_offset")
             x, y = x.astype(np.int64) + dx, y.astype(np.int64) + dy
             sink.check_coords(cam, x, y, path)
@@ -589,6 +680,7 @@ def _convert_aedat4(inputs: list[Path], out: Path, opts: ConvertOptions) -> dict
             sink.notes.append(f"the file has {len(ev_ids)} event streams; only stream {ev_id} was converted")
         sink.notes.append("AEDAT4 holds one camera: its events, frames and IMU went to the left camera; "
                           "the right camera's event dataset is empty")
+        sink.mono_hint = " (an AEDAT4 file holds one camera)"
         buf: list[np.ndarray] = []
         held: list[np.ndarray] = []
         buffered = 0
@@ -725,10 +817,10 @@ _CONVERTERS = {"text": _convert_text, "npz": _convert_npz, "aedat4": _convert_ae
 def convert(inputs: list[str | os.PathLike], fmt: str, out: str | os.PathLike, **options) -> dict:
     """Convert ``inputs`` of format ``fmt`` into the MVSEC-layout file ``out``; returns a summary.
 
-    Options (see ``ConvertOptions``): time_unit, one_based, sensor=(width, height),
-    left_offset=(dx, dy), right_offset=(dx, dy), sort, frames, imu, chunk, progress.
-    The summary holds events and first/last time per camera, duration, sensor, the companion
-    files written and notes.
+    Options (see ``ConvertOptions``): time_unit, one_based, left_camera, sensor=(width, height),
+    left_offset=(dx, dy), right_offset=(dx, dy), sort, frames, imu, compress_events, chunk,
+    progress. The summary holds events and first/last time per camera, duration, sensor, the
+    companion files written, notes and warnings (each also issued as a :class:`ConvertWarning`).
     """
     if fmt not in _CONVERTERS:
         raise InputError(None, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -756,4 +848,8 @@ def convert(inputs: list[str | os.PathLike], fmt: str, out: str | os.PathLike, *
         for o in (out, gt_path):
             if o.exists() and p.exists() and os.path.samefile(p, o):
                 raise InputError(p, "is also the output; choose another --out")
-    return _CONVERTERS[fmt](paths, out, opts)
+    check_writable(out)  # a read-only or full disk fails now, not after reading the input
+    summary = _CONVERTERS[fmt](paths, out, opts)
+    for message in summary["warnings"]:
+        warnings.warn(message, ConvertWarning, stacklevel=2)
+    return summary

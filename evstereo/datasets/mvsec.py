@@ -2,37 +2,45 @@
 
 Never loads a whole event dataset: a per-camera millisecond time index (built once by one
 streaming pass, cached beside the data as ``<data file>.tindex.npz``, written atomically,
-rebuilt when the data file changes) turns any window (t0, t1] into one contiguous HDF5
-slice. Events are rectified, rounded and out-of-image events dropped here, once. The same
-reader opens converted and synthetic files, which share the layout.
+rebuilt when the data file changes: its size, mtime, event dataset shapes and a few sampled
+event rows must all match) turns any window (t0, t1] into one contiguous HDF5 slice. Events
+are rectified, rounded and out-of-image events dropped here, once. The same reader opens
+converted and synthetic files, which share the layout, compressed or not (hdf5plugin
+registers the Blosc filter that compressed event datasets use).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers Blosc: compressed event datasets)
 import numpy as np
 
 from evstereo.datasets.mvsec_writer import calibration_file, companion_paths
 from evstereo.datasets.recording import Recording
 from evstereo.errors import InputError
 from evstereo.events.arrays import Events, seconds_to_us
-from evstereo.events.rectify import rows_to_events
-from evstereo.events.time_index import TimeIndex, UnsortedTimestamps
+from evstereo.events.rectify import pack_lut, rows_to_events
+from evstereo.events.time_index import MAX_ABS_US, TimeIndex, UnsortedTimestamps
 from evstereo.fileio import atomic_path
 from evstereo.geometry import CAMERAS, StereoCalibration, load_calibration
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: sparse index (keys + starts), keyed on content
 _SCAN_ROWS = 1 << 20
+_MAX_BUFFER_ROWS = 1 << 22  # 128 MB: larger reads get a buffer of their own
+_CONTENT_SAMPLES = 5  # event rows per camera (first, last and between) that key the cache
 
 
 def _open_h5(path: Path) -> h5py.File:
     if not path.exists():
         raise InputError(path, "file does not exist")
     try:
+        # HDF5's default 1 MB chunk cache: it holds a compressed event chunk (512 KB) that two
+        # windows share, while larger uncompressed chunks bypass it (caching them costs reads).
         return h5py.File(path, "r")
     except OSError:
         raise InputError(path, "is not a readable HDF5 file (truncated or corrupt?)") from None
@@ -63,7 +71,8 @@ class MVSECRecording(Recording):
             if self.calibration is not None:
                 for c in CAMERAS:
                     cam = self.calibration.camera(c)
-                    self._luts[c] = cam.rectify_lut() if _needs_lut(cam) else None
+                    self._luts[c] = pack_lut(cam.rectify_lut(), self.height, self.width) if _needs_lut(cam) else None
+            self._buffers = threading.local()  # per-thread read buffer, reused across windows
             gt_path = Path(gt_path) if gt_path is not None else default_gt
             self.gt_path = gt_path if gt_path.exists() else None
             self._gt = _open_h5(gt_path) if self.gt_path is not None else None
@@ -145,34 +154,54 @@ class MVSECRecording(Recording):
         st = self.path.stat()
         return np.array([INDEX_VERSION, st.st_size, st.st_mtime_ns], np.int64)
 
+    def _content_key(self) -> np.ndarray:
+        """Shapes and a few rows (first, last, evenly between) of both event datasets: a file
+        rewritten with the same size and mtime but other events no longer matches its cache."""
+        parts = []
+        for c in CAMERAS:
+            ds = self._events_ds[c]
+            n = ds.shape[0]
+            parts.append(np.array([n, ds.shape[1]], np.float64))
+            if n:
+                rows = np.unique(np.linspace(0, n - 1, _CONTENT_SAMPLES).astype(np.int64))
+                try:
+                    parts.append(np.asarray(ds[rows], np.float64).ravel())
+                except (OSError, ValueError):
+                    raise InputError(self.path, f"'davis/{c}/events' cannot be read (truncated or corrupt file?)") from None
+        return np.concatenate(parts)
+
     def _load_or_build_index(self, cache: bool) -> dict[str, TimeIndex]:
         cache_path = self._index_path()
         stamp = self._stamp()
+        content = self._content_key()
         if cache and cache_path.exists():
             try:
-                with np.load(cache_path) as z:
-                    if np.array_equal(z["stamp"], stamp):
-                        return {c: TimeIndex.from_arrays({k: z[f"{c}_{k}"] for k in ("ms_to_idx", "meta")}) for c in CAMERAS}
-            except (OSError, KeyError, ValueError):
-                pass  # stale or damaged cache: rebuild below
+                with np.load(cache_path, allow_pickle=False) as z:
+                    if (np.array_equal(z["stamp"], stamp)
+                            and np.array_equal(z["content"], content, equal_nan=True)):
+                        return {c: TimeIndex.from_arrays({k: z[f"{c}_{k}"] for k in ("keys", "starts", "meta")})
+                                for c in CAMERAS}
+            except (OSError, KeyError, ValueError, EOFError):
+                pass  # stale, old-format or damaged cache: rebuild below
         index = {c: self._build_index(c) for c in CAMERAS}
         if cache:
-            arrays = {"stamp": stamp}
+            arrays = {"stamp": stamp, "content": content}
             for c, idx in index.items():
                 arrays.update({f"{c}_{k}": v for k, v in idx.to_arrays().items()})
             try:
                 with atomic_path(cache_path) as tmp:
                     with open(tmp, "wb") as fh:
                         np.savez(fh, **arrays)
-            except OSError:
-                pass  # read-only folder: keep the index in memory only
+            except (OSError, InputError):
+                pass  # read-only folder, full disk, a folder in the way: keep the index in memory only
         return index
 
     def _build_index(self, camera: str) -> TimeIndex:
-        """One streaming pass: millisecond index plus checks of order and sensor bounds."""
+        """One streaming pass: millisecond index plus checks of order, time range and sensor bounds."""
         ds = self._events_ds[camera]
         n = ds.shape[0]
         key = f"davis/{camera}/events"
+        max_s = MAX_ABS_US / 1e6
 
         def chunks():
             for s in range(0, n, _SCAN_ROWS):
@@ -180,16 +209,22 @@ class MVSECRecording(Recording):
                     rows = ds[s : s + _SCAN_ROWS]
                 except OSError:
                     raise InputError(self.path, f"'{key}' cannot be read past event {s} (truncated file?)") from None
-                x, y = rows[:, 0], rows[:, 1]
-                bad = (x < 0) | (y < 0) | (x >= self.width) | (y >= self.height) | ~np.isfinite(rows[:, 2])
+                x, y, t = rows[:, 0], rows[:, 1], rows[:, 2]
+                bad = (x < 0) | (y < 0) | (x >= self.width) | (y >= self.height) | ~np.isfinite(t)
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise InputError(
                         self.path,
-                        f"'{key}' event {s + i} at (x={x[i]:g}, y={y[i]:g}, t={rows[i, 2]:g}) lies outside the "
+                        f"'{key}' event {s + i} at (x={x[i]:g}, y={y[i]:g}, t={t[i]:g}) lies outside the "
                         f"{self.width}x{self.height} sensor or has no valid time",
                     )
-                yield seconds_to_us(rows[:, 2])
+                far = np.flatnonzero(np.abs(t) > max_s)
+                if len(far):
+                    i = int(far[0])
+                    raise InputError(self.path, f"'{key}' event {s + i} has t = {t[i]:g} s, too large for "
+                                                "int64 microseconds (were the timestamps converted with the "
+                                                "wrong unit?)")
+                yield seconds_to_us(t)
 
         try:
             return TimeIndex.build(chunks(), n)
@@ -205,11 +240,22 @@ class MVSECRecording(Recording):
         return (idx.t_first_us, idx.t_last_us) if idx.num_events else (0, 0)
 
     def _rows(self, camera: str, t0_us: int, t1_us: int) -> np.ndarray:
+        """The stored rows of the coarse slice, read into a reused buffer (valid until this
+        thread's next read: callers turn them into new arrays at once)."""
         lo, hi = self._index[camera].coarse_slice(t0_us, t1_us)
         if hi <= lo:
             return np.zeros((0, 4))
+        n = hi - lo
+        buf = getattr(self._buffers, camera, None)
+        if n > _MAX_BUFFER_ROWS:  # a read of much of the file: do not keep that much memory
+            buf = np.empty((n, 4), np.float64)
+        elif buf is None or len(buf) < n:
+            buf = np.empty((max(n, 1 << 16), 4), np.float64)  # fresh pages cost more than the copy
+            setattr(self._buffers, camera, buf)
+        rows = buf[:n]
         try:
-            return self._events_ds[camera][lo:hi]
+            self._events_ds[camera].read_direct(rows, np.s_[lo:hi], np.s_[0:n])
+            return rows
         except OSError:
             raise InputError(self.path, f"events of the {camera} camera cannot be read at {lo}..{hi} (truncated file?)") from None
 

@@ -2,7 +2,9 @@
 
 A reader's cost depends on how many events a window holds, not on what they show, so these
 files stand in for large recordings that would take long to simulate. They carry the real
-indoor_flying calibration, so rectification runs as on real data.
+indoor_flying calibration, so rectification runs as on real data. Their random depth does not
+compress, so it is stored uncompressed (tests rely on that layout); the events follow the
+writer's default unless ``compress_events`` says otherwise.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ T0 = 1.5e9  # MVSEC stores absolute (Unix) seconds
 
 
 def write_random_mvsec(folder: Path, name: str, seconds: float, rate: float, gt_hz: float = 0.0, seed: int = 0,
-                       calibration: Path = CALIBRATION) -> Path:
+                       calibration: Path = CALIBRATION, compress_events: bool | None = None) -> Path:
     """An MVSEC-layout recording with uniformly random events at ``rate`` per camera (and random GT)."""
     rng = np.random.default_rng(seed)
     data = folder / f"{name}_data.hdf5"
     gt = folder / f"{name}_gt.hdf5" if gt_hz else None
-    with MVSECWriter(data, gt) as w:
+    with MVSECWriter(data, gt, compress=False, compress_events=compress_events) as w:
         for cam in ("left", "right"):
             step = 1.0
             for s in np.arange(0.0, seconds, step):

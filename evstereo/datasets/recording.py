@@ -18,6 +18,57 @@ from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
 
 # MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (PAPER.md section 6).
 MVSEC_MAX_VALID_DISPARITY = 36.3
+# Beyond these a recording's clock was almost surely read in the wrong unit (e.g. microseconds
+# as seconds: 10 s become 116 days), or one event lies far from the others.
+PLAUSIBLE_MAX_DURATION_S = 86_400.0
+PLAUSIBLE_MAX_RATE = 1e9  # events/s per camera, averaged over the recording
+PLAUSIBLE_MIN_RATE = 1.0
+
+
+def plausibility_warnings(what: str, counts: dict[str, int], ranges_s: dict[str, tuple[float, float]],
+                          unit_hint: str) -> list[str]:
+    """Warnings for a recording that is most likely misread: a camera without events, a span
+    longer than a day, or an average event rate that no event camera produces.
+
+    ``counts``/``ranges_s``: events and (first, last) time in seconds per camera;
+    ``unit_hint`` ends the time warnings, e.g. "the timestamps were read as s (--time-unit s);
+    if they are in another unit, pass --time-unit ms, us or ns" (the converter).
+    """
+    out = []
+    empty = [c for c in CAMERAS if counts.get(c, 0) == 0]
+    if len(empty) == 1:
+        full = CAMERAS[1 - CAMERAS.index(empty[0])]
+        out.append(f"{what}: the {empty[0]} camera has no events (only the {full} camera has): "
+                   "stereo depth needs both cameras")
+    spans = [ranges_s[c] for c in CAMERAS if counts.get(c, 0) > 0]
+    if not spans:
+        return out
+    start, end = min(r[0] for r in spans), max(r[1] for r in spans)
+    if end - start > PLAUSIBLE_MAX_DURATION_S:
+        out.append(f"{what}: the events span {_duration(end - start)} ({start:.6g} .. {end:.6g} s), not a plausible "
+                   f"recording: {unit_hint} (or one event has a far outlying timestamp)")
+        return out
+    for c in CAMERAS:
+        n = counts.get(c, 0)
+        if n < 1000:
+            continue
+        t0, t1 = ranges_s[c]
+        rate = n / (t1 - t0) if t1 > t0 else float("inf")
+        if rate > PLAUSIBLE_MAX_RATE:
+            out.append(f"{what}: the {c} camera has {n:,} events in {t1 - t0:.3g} s ({rate:.3g} events/s), more than "
+                       f"any event camera produces: {unit_hint}")
+        elif rate < PLAUSIBLE_MIN_RATE:
+            out.append(f"{what}: the {c} camera has {n:,} events over {_duration(t1 - t0)} (under one event per "
+                       f"second): {unit_hint}")
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds:.3g} s"
 
 
 class Recording(abc.ABC):
@@ -96,8 +147,73 @@ class Recording(abc.ABC):
             return 0, 0
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
+    def empty_cameras(self) -> list[str]:
+        """The cameras that have no events (a mono recording has one)."""
+        return [c for c in CAMERAS if self.num_events(c) == 0]
+
+    def check_stereo(self) -> None:
+        """Raise InputError naming the recording unless both cameras have events.
+
+        Call it before running stereo depth: a mono recording (AEDAT4, one text file without
+        a camera column, or every event on camera 0) would give depth from nothing.
+        """
+        empty = self.empty_cameras()
+        if len(empty) == 2:
+            raise InputError(self.path, "holds no events in either camera")
+        if empty:
+            full = CAMERAS[1 - CAMERAS.index(empty[0])]
+            raise InputError(self.path, f"has no events for the {empty[0]} camera (only the {full} camera has events: "
+                                        "a mono recording?); stereo depth needs both cameras")
+
+    def warnings(self) -> list[str]:
+        """Plausibility warnings (one sentence each): a camera without events, a time span of
+        days, an impossible event rate. Empty for a sound recording."""
+        counts = {c: self.num_events(c) for c in CAMERAS}
+        ranges = {c: tuple(v / 1e6 for v in self.time_range(c)) for c in CAMERAS}
+        return plausibility_warnings(str(self.path), counts, ranges,
+                                     "its timestamps were probably converted with the wrong --time-unit")
+
+    def stereo_shift(self, window_us: int = 50_000, max_shift: int = 64) -> dict | None:
+        """How far right of the right camera's events the left camera's lie, in one window at the
+        middle of the recording: ``{"shift_px", "score", "clear"}``, or None without events.
+
+        For a correctly ordered (rectified) pair the shift is the typical disparity, positive;
+        a clear negative shift means left and right are swapped. ``score`` is the normalised
+        correlation of the two event images at that shift; ``clear`` says it stands out.
+        """
+        import cv2
+
+        if self.empty_cameras():
+            return None
+        (a0, a1), (b0, b1) = self.time_range("left"), self.time_range("right")
+        lo, hi = max(a0, b0), min(a1, b1)
+        if hi - lo < window_us:
+            return None
+        t1 = (lo + hi) // 2 + window_us // 2
+        imgs = []
+        for c in CAMERAS:
+            ev = self.events(c, t1 - window_us, t1)
+            img = np.zeros((self.height, self.width), np.float32)
+            np.add.at(img, (ev.y.astype(np.intp), ev.x.astype(np.intp)), 1.0)
+            imgs.append(cv2.GaussianBlur(img, (0, 0), 1.5))
+        left, right = imgs
+        if left.max() == 0 or right.max() == 0:
+            return None
+        scores = {}
+        m = min(max_shift, self.width // 4)
+        for s in range(-m, m + 1):
+            a = left[:, m:self.width - m]
+            b = right[:, m - s:self.width - m - s]
+            a, b = a - a.mean(), b - b.mean()
+            den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+            scores[s] = float((a * b).sum() / den) if den > 0 else 0.0
+        best = max(scores, key=scores.get)
+        values = np.array(list(scores.values()))
+        clear = scores[best] > 0.2 and scores[best] - float(np.median(values)) > 0.1 and abs(best) < m
+        return {"shift_px": int(best), "score": round(scores[best], 3), "clear": bool(clear)}
+
     def summary(self) -> dict:
-        """Facts for `data_tools.inspect`: sensor, duration, events and rates, GT, calibration."""
+        """Facts for `data_tools.inspect`: sensor, duration, events and rates, GT, calibration, warnings."""
         start, end = self.time_span()
         duration = (end - start) / 1e6
         cams = {}
@@ -115,7 +231,15 @@ class Recording(abc.ABC):
             "cameras": cams,
             "gt_frames": int(len(gt)),
             "gt_rate_hz": float((len(gt) - 1) / ((gt[-1] - gt[0]) / 1e6)) if len(gt) > 1 and gt[-1] > gt[0] else 0.0,
+            "warnings": self.warnings(),
+            "stereo_shift": self.stereo_shift(),
         }
+        sh = out["stereo_shift"]
+        if sh is not None and sh["clear"] and sh["shift_px"] < 0:
+            out["warnings"].append(f"{self.path}: the left camera's events match the right camera's shifted by "
+                                   f"{sh['shift_px']} px; a correctly ordered stereo pair shifts them by a positive "
+                                   "disparity, so left and right look swapped (swap the inputs; text with a camera column: "
+                                   "--left-camera 1)")
         if self.calibration is not None:
             cal = self.calibration
             out["calibration"] = {

@@ -9,6 +9,10 @@ Render steps are adaptive: each chunk is rendered often enough that no scene poi
 than ``max_step_px`` pixels between two renders (measured by re-projecting the last depth map
 through the fisheye model), so event timing stays accurate when the camera moves fast and no
 time is wasted when it moves slowly. Memory is bounded by one chunk whatever the duration.
+
+Storage: depth is rounded to ``depth_significant_bits`` (16: within 1.5e-5 of the exact value)
+so that, with the writer's lossless gzip, ground truth takes about 3.4x less disk than raw
+float32; APS frames are gzip-compressed; events are compressed only with ``compress_events``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import cv2
 import numpy as np
 
 from evstereo.datasets.mvsec_writer import MVSECWriter, calibration_file
+from evstereo.fileio import check_writable
 from evstereo.geometry import CAMERAS, CameraCalibration, StereoCalibration, load_camchain
 from evstereo.simulation.event_sim import EventSensor, SensorParams
 from evstereo.simulation.scene import RayBundle, Scene, build_scene, render
@@ -52,6 +57,10 @@ class SynthOptions:
     imu_hz: float = 1000.0
     pose_hz: float = 100.0
     max_depth_m: float = 10.0  # deeper ground truth is marked invalid (NaN)
+    # Depth is stored rounded to this many significant bits (16: within 1.5e-5 of the exact
+    # value, 0.15 mm at 10 m, far below any error that matters), which lets it compress 2x
+    # better than full float32 noise bits; 24 keeps float32 exactly.
+    depth_significant_bits: int = 16
 
     def sensor(self) -> SensorParams:
         return SensorParams(self.threshold, self.threshold_sigma, int(self.refractory_us), self.noise_rate_hz)
@@ -124,6 +133,20 @@ def _to_seconds(t_us: np.ndarray) -> np.ndarray:
     return T_START_S + np.asarray(t_us, np.int64) * 1e-6
 
 
+def round_significant(depth: np.ndarray, bits: int) -> np.ndarray:
+    """float32 values rounded (half away from zero) to ``bits`` significant bits; NaN stays NaN."""
+    d = np.ascontiguousarray(depth, np.float32)
+    if bits >= 24:
+        return d
+    if bits < 2:
+        raise ValueError(f"depth_significant_bits must be 2..24, not {bits}")
+    drop = 24 - bits
+    u = d.view(np.uint32).copy()
+    finite = np.isfinite(d)
+    u[finite] = (u[finite] + np.uint32(1 << (drop - 1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    return u.view(np.float32)
+
+
 def _aps_image(radiance: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """Linear radiance -> 8-bit APS frame: fixed exposure, gamma, a little read noise."""
     img = np.clip(radiance.reshape(shape) / 0.8, 0, 1) ** (1 / 2.2) * 255
@@ -133,12 +156,16 @@ def _aps_image(radiance: np.ndarray, shape: tuple[int, int], rng: np.random.Gene
 
 def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int, *,
                calibration: str | os.PathLike | None = None,
-               progress: Callable[[float], None] | None = None, **options) -> dict:
+               progress: Callable[[float], None] | None = None, compress_events: bool | None = None,
+               **options) -> dict:
     """Write ``out_dir/NAME_data.hdf5``, ``NAME_gt.hdf5`` and ``NAME_calib/camchain-imucam-NAME.yaml``.
 
     ``options`` are the fields of :class:`SynthOptions`. ``progress`` is called with the
-    seconds of recording finished after each chunk. The same seed and options give identical
-    files. Returns a summary: paths, event counts and rates, frame counts, wall time.
+    seconds of recording finished after each chunk. ``compress_events`` chooses the event
+    storage (default: the writer's, see :mod:`evstereo.datasets.mvsec_writer`). The same seed
+    and options give identical files. A read-only or full ``out_dir`` fails (OSError naming
+    it) before any rendering. Returns a summary: paths, sizes, event counts and rates, frame
+    counts, wall time.
     """
     unknown = set(options) - {f.name for f in fields(SynthOptions)}
     if unknown:
@@ -150,6 +177,7 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
         raise ValueError(f"name must be a plain file name stem, not {name!r}")
     wall0 = time.perf_counter()
     out_dir = Path(out_dir)
+    check_writable(out_dir, folder=True)
     calib: StereoCalibration = load_camchain(calibration or DEFAULT_CALIBRATION)
     height, width = calib.size
 
@@ -182,7 +210,8 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
         "scene_json": json.dumps(scene.describe(), sort_keys=True),
     }
 
-    with MVSECWriter(out_dir / f"{name}_data.hdf5", out_dir / f"{name}_gt.hdf5", height, width, attrs) as writer:
+    with MVSECWriter(out_dir / f"{name}_data.hdf5", out_dir / f"{name}_gt.hdf5", height, width, attrs,
+                     compress_events=compress_events) as writer:
         for cam in cams:
             rad, cam.depth = render(scene, cam.raw, traj.pose(np.array([0.0]), cam.T_left_cam)[0])
             cam.sensor.start(cam.sensor.log(rad), 0)
@@ -219,8 +248,9 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
                     zr = np.where(cam.rect_valid, t_hit * cam.rect_z, np.nan)
                     rect_d.append(np.where((zr > 0) & (zr <= opt.max_depth_m), zr, np.nan).reshape(height, width))
                 if len(ts):
-                    writer.add_depth(cam.name, "raw", np.stack(raw_d), _to_seconds(ts))
-                    writer.add_depth(cam.name, "rect", np.stack(rect_d), _to_seconds(ts))
+                    bits = opt.depth_significant_bits
+                    writer.add_depth(cam.name, "raw", round_significant(np.stack(raw_d), bits), _to_seconds(ts))
+                    writer.add_depth(cam.name, "rect", round_significant(np.stack(rect_d), bits), _to_seconds(ts))
             if len(ts):
                 writer.add_pose("odometry", traj.pose(ts / US), _to_seconds(ts))
 
@@ -243,12 +273,17 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
                 progress((b - a) / US)
             a = b
         # Inside the writer's context: if this fails, the HDF5 files are dropped too.
-        calib.to_camchain_yaml(calib_path)
+        try:
+            calib.to_camchain_yaml(calib_path)
+        except OSError as exc:  # the message names the temporary; name the file the user asked for
+            raise OSError(exc.errno, exc.strerror, str(calib_path)) from None
 
+    written = [out_dir / f"{name}_data.hdf5", out_dir / f"{name}_gt.hdf5", calib_path]
     return {
         "data": str(out_dir / f"{name}_data.hdf5"),
         "gt": str(out_dir / f"{name}_gt.hdf5"),
         "calibration": str(calib_path),
+        "bytes": int(sum(p.stat().st_size for p in written)),
         "seconds": float(seconds),
         "events": dict(n_events),
         "rate_mev_s": {c: n_events[c] / seconds / 1e6 for c in CAMERAS},
