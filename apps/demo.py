@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m apps.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="data/demo", help="where the demo recording and outputs go (default data/demo)")
     ap.add_argument("--seconds", type=float, default=4.0, help="length of the generated recording, s (default 4)")
-    ap.add_argument("--seed", type=int, default=7, help="simulator seed (default 7; training used 100-107 and 900)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="simulator seed (default 0; training used 100-107 and 900, evaluation 901)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return ap
 
@@ -38,7 +39,9 @@ def _run(argv: list[str] | None) -> int:
         from evstereo.simulation import synthesize
 
         info(f"generating a {args.seconds:g} s synthetic MVSEC recording in {folder} ...", flush=True)
-        synthesize(folder, "demo", args.seconds, args.seed)
+        # compressed events: 95 MB instead of 285 MB for the default 4 s (window reads 1.7x slower,
+        # a small share of the live frame time)
+        synthesize(folder, "demo", args.seconds, args.seed, compress_events=True)
     with open_recording(data) as rec:
         info(format_summary(rec.summary()), flush=True)
     out = folder / "live"

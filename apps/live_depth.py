@@ -398,6 +398,7 @@ def _run(argv: list[str] | None) -> int:
     t0 = time.perf_counter()
     try:
         rec = open_recording(args.recording)
+        rec.check_stereo()  # a mono recording would give 'depth' from one camera
         run = LiveRun(args, rec, model, model_name, headless)
         info(f"recording: {rec.path} ({rec.width}x{rec.height}, {len(run.engine.schedule)} windows of "
              f"{run.config.window_us / 1000:g} ms{', with GT' if run.with_gt else ''})", flush=True)

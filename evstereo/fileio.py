@@ -95,10 +95,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise InputError(path, "is a folder; give a file name")
-    tmp_path = temp_path(path)
+    try:
+        tmp_path = temp_path(path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         yield tmp_path
         publish(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename is not None and Path(exc.filename) == tmp_path:  # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -168,7 +168,7 @@ def run(quick: bool) -> list[Row]:
         info = synthesize(tmp, "live", seconds, seed=5)
         rec = Path(info["data"])
         fast = run_live(rec, tmp / "out_fast", "--checkpoint", str(ckpt))
-        sgbm = run_live(rec, tmp / "out_sgbm", "--model", "sgbm")
+        sgbm = run_live(rec, tmp / "out_sgbm", "--baseline", "sgbm")
         rate = info["rate_mev_s"]["left"]
         group = (f"live_depth --max-speed --headless, {seconds:g} s synthetic 346x260 recording "
                  f"(~{rate:.1f} M ev/s/camera, 50 ms windows at the 20 Hz GT), CPU")

@@ -144,6 +144,7 @@ def plan_frames(items: Items, spec: SampleSpec, max_frames: int | None = None) -
         with open_recording(path) as rec:
             if not rec.has_gt:
                 raise InputError(path, "has no ground truth to evaluate against")
+            rec.check_stereo()
             frames = _frames_to_score(rec, frames, spec)
             if left is not None:
                 frames = frames[:left]
