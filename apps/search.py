@@ -3,7 +3,9 @@
 First-order bi-level search of the SpikeDHS supernet with the cost constraint. Writes
 OUT/genotype.yaml (what `apps.train` consumes via the model config's `genotype:`), the
 architecture history, and PNG plots of the search under OUT/plots (architecture weights, decoded
-cells and layer paths, loss and validation curves). Resumes from OUT/checkpoints/last.ckpt.
+cells and layer paths, loss and validation curves). Resumes from OUT/checkpoints/last.ckpt
+(--no-resume starts afresh); Ctrl-C stops it with exit status 130, bad input is one line and
+exit status 2.
 """
 
 from __future__ import annotations
@@ -13,35 +15,30 @@ import json
 import sys
 from pathlib import Path
 
-import lightning as L
-
-from evstereo.errors import InputError, print_error
+from evstereo.errors import run_tool
 from evstereo.fileio import write_text_atomic
 from evstereo.training.modules import StereoSearchModule
-from evstereo.training.runner import config_section, fit, load_run_config, model_options
+from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, fit, load_run_config,
+                                      model_options, seed_run)
 from evstereo.viz.search_plots import plot_search
 from evstereo.viz.training_plots import plot_training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m apps.search", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="run config YAML (configs/search/...)")
-    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. module.cost_weight=0.1")
-    ap.add_argument("--no-resume", action="store_true")
+    add_run_arguments(ap, "configs/search", "module.cost_weight=0.1")
     args = ap.parse_args(argv)
-    try:
-        cfg = load_run_config(args.config, args.overrides)
-        cfg.setdefault("dgs", {}).setdefault("enabled", False)  # DGS belongs to retraining
-        L.seed_everything(int(cfg["seed"]), workers=True)
-        net, _ = model_options(cfg, with_genotype=False)
-        with config_section(cfg, "module"):
-            module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
-        trainer = fit(cfg, module, resume=not args.no_resume, search=True)
-    except InputError as exc:
-        return print_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_tool(lambda: search(args), interrupted=INTERRUPTED)
+
+
+def search(args: argparse.Namespace) -> int:
+    cfg = load_run_config(args.config, args.overrides)
+    cfg.setdefault("dgs", {}).setdefault("enabled", False)  # DGS belongs to retraining
+    seed_run(cfg, args.quiet)
+    net, _ = model_options(cfg, with_genotype=False)
+    with config_section(cfg, "module"):
+        module = StereoSearchModule(net=net, **(cfg.get("module") or {}))
+    trainer = fit(cfg, module, resume=not args.no_resume, search=True, quiet=args.quiet)
     if trainer.is_global_zero:
         out = Path(cfg["out"])
         genotype = module.model.genotype()

@@ -1,9 +1,10 @@
 """`python -m apps.train --config configs/train/X.yaml [section.key=value ...]`: train a stereo network.
 
 Resumes from OUT/checkpoints/last.ckpt when it exists (run the same command again after an
-interruption); writes OUT/model.pt (the network with its config and genotype) at the end, and
-PNG plots under OUT/plots: DGS temperatures (dgs.png), learned time constants
-(time_constants.png), loss and validation metrics (curves.png).
+interruption; --no-resume starts afresh); writes OUT/model.pt (the network with its config and
+genotype) at the end, and PNG plots under OUT/plots: DGS temperatures (dgs.png), learned time
+constants (time_constants.png), loss and validation metrics over the whole run (curves.png).
+Ctrl-C stops it with exit status 130; bad input is one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,34 +15,31 @@ from pathlib import Path
 
 import lightning as L
 
-from evstereo.errors import InputError, print_error
+from evstereo.errors import run_tool
 from evstereo.models import save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
-from evstereo.training.runner import config_section, fit, load_run_config, model_options
+from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, fit, load_run_config,
+                                      model_options, seed_run)
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m apps.train", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="run config YAML (configs/train/...)")
-    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. trainer.max_epochs=3")
-    ap.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    add_run_arguments(ap, "configs/train", "trainer.max_epochs=3")
     args = ap.parse_args(argv)
-    try:
-        cfg = load_run_config(args.config, args.overrides)
-        L.seed_everything(int(cfg["seed"]), workers=True)
-        net, genotype = model_options(cfg)
-        with config_section(cfg, "module"):
-            module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
-        trainer = fit(cfg, module, resume=not args.no_resume)
-    except InputError as exc:
-        return print_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    out = Path(cfg["out"]) / "model.pt"
+    return run_tool(lambda: train(args), interrupted=INTERRUPTED)
+
+
+def train(args: argparse.Namespace) -> int:
+    cfg = load_run_config(args.config, args.overrides)
+    seed_run(cfg, args.quiet)
+    net, genotype = model_options(cfg)
+    with config_section(cfg, "module"):
+        module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
+    trainer = fit(cfg, module, resume=not args.no_resume, quiet=args.quiet)
     if trainer.is_global_zero:
+        out = Path(cfg["out"]) / "model.pt"
         save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step})
         print(f"wrote {out}")
         for p in write_plots(trainer, Path(cfg["out"])):

@@ -169,12 +169,12 @@ def test_callback_runs_phases_logs_and_checkpoints(tmp_path, module_cls):
     # history and b are in the checkpoint; resuming does not repeat finished phases
     path = tmp_path / "dgs.ckpt"
     t.save_checkpoint(path)
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = torch.load(path, weights_only=True)  # the callback's state is plain data
     assert [r["epoch"] for r in ckpt["callbacks"][cb.state_key]["history"]] == [0, 1]
     assert float(ckpt["state_dict"]["spiking.neuron.b"]) == pytest.approx(bs[-1])
     cb2 = DGSCallback(every_n_epochs=1, max_batches=10, sgd_lr=1e-4)
     resumed = module_cls()
-    trainer(tmp_path, 3, cb2, logger=False).fit(resumed, loader(), ckpt_path=path)
+    trainer(tmp_path, 3, cb2, logger=False).fit(resumed, loader(), ckpt_path=path, weights_only=True)
     assert [r["epoch"] for r in cb2.history] == [0, 1, 2]
     assert cb2.history[:2] == cb.history
     assert cb2.history[2]["layers"]["spiking"]["b_before"] == pytest.approx(bs[-1])

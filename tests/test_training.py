@@ -1,11 +1,18 @@
 """Training and search with real Lightning runs on CPU: loss goes down, search writes a genotype,
-an interrupted run resumes from its saved step."""
+Ctrl-C ends with one line, a killed run resumes with its whole history, output stays quiet.
+
+Bad config values and bad resume files are in test_train_errors.py (in-process, fast); the
+two-process DDP run is in test_train_ddp.py (slow).
+"""
 
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,6 +21,9 @@ import torch
 from conftest import ROOT
 from evstereo.models import load_checkpoint
 from evstereo.search.genotypes import Genotype
+
+INTERRUPTED = "interrupted: run the same command again to resume"
+ADVERTISING = ("💡", "Tip:", "litlogger", "litmodels", "LitServe", "lightning.ai")
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +36,16 @@ def synth_pair(tmp_path_factory):
     return d / "tr_data.hdf5", d / "va_data.hdf5"
 
 
-def _run(app, config, tmp_path, synth_pair, *extra):
+def _cmd(app, config, tmp_path, synth_pair, *extra):
     tr, va = synth_pair
-    cmd = [sys.executable, "-m", f"apps.{app}", "--config", str(ROOT / "configs" / app / config),
-           f"out={tmp_path / 'run'}", f"data.train=[{tr}]", f"data.val=[{va}]", f"data.cache_dir={tmp_path / 'cache'}",
-           *extra]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return [sys.executable, "-m", f"apps.{app}", "--config", str(ROOT / "configs" / app / config),
+            f"out={tmp_path / 'run'}", f"data.train=[{tr}]", f"data.val=[{va}]", "data.generate=[]",
+            f"data.cache_dir={tmp_path / 'cache'}", *extra]
+
+
+def _run(app, config, tmp_path, synth_pair, *extra):
+    return subprocess.run(_cmd(app, config, tmp_path, synth_pair, *extra), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
 
 
 def _csv(path):
@@ -39,11 +53,29 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
+def _ckpt(path):
+    return torch.load(path, weights_only=True)  # every checkpoint the project writes is plain data
+
+
+def assert_quiet_output(text: str) -> None:
+    """No advertising, no warning printed twice (progress-bar redraws aside)."""
+    assert not [a for a in ADVERTISING if a in text], text[-3000:]
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines()]
+    warnings = Counter(ln for ln in lines if "Warning" in ln or "warn" in ln.lower())
+    assert all(n == 1 for n in warnings.values()), warnings
+
+
+def no_temporaries(folder) -> list[str]:
+    return [p.name for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+
+
 def test_tiny_training_lowers_the_loss(tmp_path, synth_pair):
     r = _run("train", "tiny.yaml", tmp_path, synth_pair, "trainer.max_epochs=6", "trainer.limit_train_batches=3",
              "data.crop=[48,72]", "data.flip=0", "dgs.every_n_epochs=3", "dgs.max_batches=2", "module.lr=0.01",
              "trainer.log_every_n_steps=1")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "Epoch 5" in r.stdout  # Lightning's progress bar
+    assert_quiet_output(r.stdout + r.stderr)
     rows = _csv(tmp_path / "run" / "csv" / "metrics.csv")
     loss = [float(x["train/loss"]) for x in rows if x.get("train/loss")]
     epe = [float(x["val/mean_disparity_error"]) for x in rows if x.get("val/mean_disparity_error")]
@@ -54,53 +86,95 @@ def test_tiny_training_lowers_the_loss(tmp_path, synth_pair):
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")  # Lightning checkpoints load too
     x = torch.zeros(1, 1, 5, 24, 36)
     torch.testing.assert_close(model(x, x), last(x, x))
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert any("DGSCallback" in k for k in ck["callbacks"]) and ck["callbacks"]
+    ck = _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert [r["epoch"] for r in ck["callbacks"]["DGSCallback"]["history"]] == [0, 3]
+    assert ck["hyper_parameters"]["genotype"] == Genotype.from_data(ck["hyper_parameters"]["genotype"]).to_data()
 
 
 def test_tiny_search_changes_architecture_and_writes_genotype(tmp_path, synth_pair):
     r = _run("search", "tiny.yaml", tmp_path, synth_pair, "trainer.max_epochs=2", "trainer.limit_train_batches=3",
              "module.arch_start_epoch=0", "module.a_lr=0.05", "trainer.limit_val_batches=2")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert_quiet_output(r.stdout + r.stderr)
     g = Genotype.load(tmp_path / "run" / "genotype.yaml")
     assert g.feature_path[-1] == 0 and len(g.matching_path) == 3
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    ck = _ckpt(tmp_path / "run" / "checkpoints" / "last.ckpt")
     alphas = ck["state_dict"]["model.feature_net.trellis.alphas"]
     hist = ck["arch_history"]
     assert len(hist) == 2
     assert np.abs(alphas.numpy()).max() > 0.01  # moved away from the ~1e-3 initialisation
     assert not np.allclose(hist[0]["matching_betas"], hist[1]["matching_betas"])  # and kept moving
+    assert _ckpt(tmp_path / "run" / "checkpoints" / "epoch001.ckpt")["arch_history"] == hist
 
 
-def test_training_killed_mid_epoch_resumes_from_the_saved_step(tmp_path, synth_pair):
-    common = ("trainer.max_epochs=2", "trainer.limit_train_batches=8", "checkpoint.every_n_train_steps=3",
-              "data.crop=[48,72]", "dgs.enabled=false", "trainer.limit_val_batches=1", "data.batch_size=1")
-    # stop after 5 steps of the first epoch, as a kill would (last.ckpt was written at step 3)
-    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, "trainer.max_steps=5")
+def _wait_for(proc, what, condition, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"training ended (status {proc.returncode}) before {what}: {proc.communicate()[1][-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} after {timeout} s")
+        time.sleep(0.05)
+
+
+def _last_epoch(path):
+    try:
+        return _ckpt(path)["epoch"]
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return None
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path, synth_pair):
+    proc = subprocess.Popen(_cmd("train", "tiny.yaml", tmp_path, synth_pair, "trainer.max_epochs=100",
+                                 "trainer.limit_train_batches=8", "checkpoint.every_n_train_steps=2",
+                                 "data.crop=[48,72]", "dgs.enabled=false", "data.batch_size=1",
+                                 "trainer.limit_val_batches=1", "module.log_energy=false"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    _wait_for(proc, "last.ckpt", last.exists)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == INTERRUPTED
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert _ckpt(last)["global_step"] >= 2 and not no_temporaries(tmp_path / "run")
+
+
+def test_killed_mid_epoch_resumes_with_the_whole_history(tmp_path, synth_pair):
+    """kill -9 in epoch 1, then the same command: every epoch's validation, epoch checkpoint,
+    log rows and DGS phase are there once, no step is trained twice, nothing temporary is left."""
+    common = ("trainer.max_epochs=3", "trainer.limit_train_batches=8", "checkpoint.every_n_train_steps=3",
+              "data.crop=[48,72]", "dgs.every_n_epochs=2", "dgs.max_batches=2", "trainer.limit_val_batches=1",
+              "data.batch_size=1", "module.log_energy=false", "trainer.log_every_n_steps=1")
+    ckpts = tmp_path / "run" / "checkpoints"
+    proc = subprocess.Popen(_cmd("train", "tiny.yaml", tmp_path, synth_pair, *common), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, "a checkpoint inside epoch 1", lambda: _last_epoch(ckpts / "last.ckpt") == 1)
+    proc.kill()
+    out, err = proc.communicate(timeout=60)
+    assert_quiet_output(out + err)
+    saved = _ckpt(ckpts / "last.ckpt")["global_step"]
+    assert 9 <= saved < 16 and not (ckpts / "epoch001.ckpt").exists()
+    # what a kill during a write leaves: temporaries of a process that is gone
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name in ("last.ckpt", "epoch001.ckpt"):
+        (ckpts / f".{name}.{gone.pid}-x1y2.tmp.ckpt").write_bytes(b"half")
+
+    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, "-q")
     assert r.returncode == 0, r.stderr[-3000:]
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    saved = ck["global_step"]
-    assert 3 <= saved <= 5 and ck["epoch"] == 0
-    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "resuming from" in r.stdout
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ck["global_step"] == 16  # 2 epochs x 8 steps in all: nothing was trained twice or skipped
-    assert torch.load(tmp_path / "run" / "checkpoints" / "epoch001.ckpt", weights_only=False)["global_step"] == 16
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
-        "epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]
-
-
-@pytest.mark.parametrize("app,override,message", [
-    ("train", "dgs.max_batches=0", "section 'dgs': DGS every_n_epochs and max_batches must be at least 1"),
-    ("train", "module.lrr=0.1", "section 'module': StereoTrainModule.__init__() got an unexpected keyword argument 'lrr'"),
-    ("search", "trainer.max_epoch=3", "section 'trainer': Trainer.__init__() got an unexpected keyword argument 'max_epoch'"),
-    ("train", "data.batch_size=0", "data.batch_size must be an integer >= 1, not 0"),
-    ("train", "trainer.max_epochs=two", "trainer.max_epochs must be an integer >= 1, not 'two'"),
-])
-def test_bad_config_values_are_one_line_naming_the_file(tmp_path, synth_pair, app, override, message):
-    r = _run(app, "tiny.yaml", tmp_path, synth_pair, override)
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert lines[-1] == f"error: {ROOT / 'configs' / app / 'tiny.yaml'}: {message}"
-    assert "Traceback" not in r.stderr
+    assert f"resuming from {ckpts / 'last.ckpt'}" in r.stdout
+    assert "Epoch 2" not in r.stdout + r.stderr and "prepare" not in r.stderr  # -q: no progress bars
+    assert not no_temporaries(tmp_path / "run"), no_temporaries(tmp_path / "run")
+    assert sorted(p.name for p in ckpts.iterdir()) == ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "last.ckpt"]
+    assert [_ckpt(ckpts / f"epoch00{e}.ckpt")["global_step"] for e in range(3)] == [8, 16, 24]
+    last = _ckpt(ckpts / "last.ckpt")
+    assert last["global_step"] == 24  # 3 epochs x 8 steps: nothing trained twice or skipped
+    assert [r["epoch"] for r in last["callbacks"]["DGSCallback"]["history"]] == [0, 2]
+    rows = _csv(tmp_path / "run" / "csv" / "metrics.csv")
+    train_rows = [r for r in rows if r.get("train/loss")]
+    assert [int(r["step"]) for r in train_rows] == list(range(24))
+    assert [int(r["epoch"]) for r in train_rows] == [e for e in range(3) for _ in range(8)]
+    assert [int(r["epoch"]) for r in rows if r.get("val/mean_disparity_error")] == [0, 1, 2]
+    assert (tmp_path / "run" / "plots" / "curves.png").is_file() and (tmp_path / "run" / "plots" / "dgs.png").is_file()

@@ -3,7 +3,13 @@
 MVSEC: ``mvsec_root`` holds ``indoor_flying{1,2,3}_data.hdf5`` (+ ``_gt``, ``_calib``) and
 ``mvsec_split`` picks the split (PAPER.md section 6). Recordings: ``train``/``val``/``test``
 are lists of files (globs allowed); every GT frame with a full event window is used. With
-``cache_dir`` the samples are prepared once (``prepare_data``) and read from the cache.
+``cache_dir`` the samples are prepared once (``prepare_data``) and read from the cache; a cache
+file that cannot be read (cut short by a full disk or a copy) is an InputError naming it, or
+with ``rebuild_damaged_cache`` is prepared again. A ``crop`` larger than a training
+recording's sensor is an InputError naming the recording, raised at construction.
+
+The hyper-parameters (saved in every Lightning checkpoint) are plain data: paths as strings,
+so checkpoints load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import glob
 import os
 from pathlib import Path
 
+import h5py
 import lightning as L
 import numpy as np
 from lightning.pytorch.utilities import CombinedLoader
@@ -41,18 +48,41 @@ def _expand(paths: list[str] | str | None) -> list[Path]:
     return out
 
 
+def _plain_paths(paths):
+    """Paths as strings (a PosixPath in a checkpoint would not load with weights_only=True)."""
+    if isinstance(paths, (list, tuple)):
+        return [os.fspath(p) for p in paths]
+    return None if paths is None else os.fspath(paths)
+
+
+def _crop_size(crop) -> tuple[int, int] | None:
+    if crop is None:
+        return None
+    if (not isinstance(crop, (list, tuple)) or len(crop) != 2
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in crop)):
+        raise ValueError(f"crop must be [height, width] in pixels, not {crop!r}")
+    return int(crop[0]), int(crop[1])
+
+
 class StereoDataModule(L.LightningDataModule):
     def __init__(self, train: list[str] | str | None = None, val: list[str] | str | None = None,
                  test: list[str] | str | None = None, mvsec_root: str | None = None, mvsec_split: int | None = None,
                  spec: dict | None = None, crop: tuple[int, int] | None = None, flip: float = 0.0,
-                 batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None, search_split: bool = False):
+                 batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None, search_split: bool = False,
+                 progress: bool = True, rebuild_damaged_cache: bool = False):
         super().__init__()
-        self.save_hyperparameters()
+        self.crop = _crop_size(crop)
+        self.save_hyperparameters({
+            "train": _plain_paths(train), "val": _plain_paths(val), "test": _plain_paths(test),
+            "mvsec_root": _plain_paths(mvsec_root), "mvsec_split": mvsec_split, "spec": dict(spec or {}),
+            "crop": None if self.crop is None else list(self.crop), "flip": flip, "batch_size": batch_size,
+            "num_workers": num_workers, "cache_dir": _plain_paths(cache_dir), "search_split": search_split})
         self.spec = SampleSpec(**(spec or {}))
-        self.crop, self.flip = crop, flip
+        self.flip = flip
         self.batch_size, self.num_workers = batch_size, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.search_split = search_split
+        self.progress, self.rebuild_damaged_cache = progress, rebuild_damaged_cache
         self.items: dict[str, Items] = {"train": [], "val": [], "test": []}
         if mvsec_split is not None:
             if mvsec_root is None:
@@ -62,6 +92,19 @@ class StereoDataModule(L.LightningDataModule):
         for stage, paths in (("train", train), ("val", val), ("test", test)):
             self.items[stage] += [(p, None) for p in _expand(paths)]
         self.datasets: dict[str, Dataset] = {}
+        if self.crop is not None:
+            self._check_crop()
+
+    def _check_crop(self) -> None:
+        # here rather than in the first training batch, deep inside the fit loop
+        from evstereo.datasets import open_recording
+
+        ch, cw = self.crop
+        for path, _ in self.items["train"]:
+            with open_recording(path) as rec:
+                if ch > rec.height or cw > rec.width:
+                    raise InputError(path, f"the crop {ch}x{cw} (data.crop) is larger than this recording's "
+                                           f"{rec.height}x{rec.width} sensor")
 
     def _cache_path(self, path: Path, frames: np.ndarray | None, right_gt: bool) -> Path:
         from evstereo.datasets import open_recording
@@ -77,7 +120,23 @@ class StereoDataModule(L.LightningDataModule):
         for stage, items in self.items.items():
             for path, frames in items:
                 right_gt = stage == "train" and self.flip > 0
-                prepare_recording(path, self._cache_path(path, frames, right_gt), self.spec, frames, right_gt)
+                cache = self._cache_path(path, frames, right_gt)
+                self._check_cache(cache)
+                prepare_recording(path, cache, self.spec, frames, right_gt, progress=self.progress)
+
+    def _check_cache(self, cache: Path) -> None:
+        """A finished cache file that cannot be read: removed to be rebuilt, or an InputError."""
+        if not cache.exists():
+            return
+        try:
+            with h5py.File(cache, "r") as f:
+                f.attrs.get("key")
+        except OSError as exc:
+            if not self.rebuild_damaged_cache:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(cache, f"is a damaged or truncated training cache ({reason}); delete it, or run "
+                                        "the same command with --no-resume, to rebuild it") from None
+            cache.unlink()
 
     def _transform(self, stage: str):
         if stage != "train":

@@ -2,7 +2,7 @@
 
 Each item: ``left``/``right`` float32 [T, C, H, W], ``disparity`` float32 [H, W] (0 invalid),
 ``valid`` bool [H, W], ``t_us`` and ``index``. Recordings are opened lazily in each worker
-(h5py handles must not cross a fork).
+(h5py handles must not cross a fork). A cache that cannot be read is an InputError naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from evstereo.datasets import open_recording
 from evstereo.datasets.prepared import valid_frames
 from evstereo.datasets.samples import SampleSpec, make_sample
+from evstereo.errors import InputError
 
 _KEYS = ("left", "right", "disparity", "valid")
 
@@ -69,10 +70,16 @@ class PreparedDataset(Dataset):
 
     def __init__(self, path: str | os.PathLike, transform=None):
         self.path, self.transform = Path(path), transform
-        with h5py.File(self.path, "r") as f:
-            self.frames = f["frames"][:]
-            self.has_right_gt = "disparity_right" in f
-            self.fB = float(f.attrs.get("fB", float("nan")))
+        if not self.path.is_file():
+            raise InputError(self.path, "training cache does not exist")
+        try:
+            with h5py.File(self.path, "r") as f:
+                self.frames = f["frames"][:]
+                self.has_right_gt = "disparity_right" in f
+                self.fB = float(f.attrs.get("fB", float("nan")))
+        except (OSError, KeyError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(self.path, f"cannot be read as a training cache (damaged or truncated: {reason})") from None
         self._f = None
 
     def __len__(self) -> int:

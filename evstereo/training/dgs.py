@@ -19,7 +19,8 @@ first optimizer's current learning rate for the candidates' SGD steps.
 History. Each phase's record (epoch, global step, per layer ``b_before``, ``b_after``,
 chosen ``delta`` and the accumulated mixing ``weights``) is appended to ``history``, logged as
 ``dgs_b/<layer>`` (epoch-level metrics), and saved in checkpoints through the callback's
-``state_dict``; ``b`` itself is a buffer of the model, so it is saved with the model's
+``state_dict`` as plain data (lists, dicts, numbers: checkpoints load with
+``weights_only=True``); ``b`` itself is a buffer of the model, so it is saved with the model's
 weights. After a resume, a phase already in the history is not run again. Under a
 multi-process strategy the new b values are broadcast from rank 0, so all ranks agree.
 """
@@ -62,7 +63,7 @@ class DGSCallback(pl.Callback):
         self.history.append(record)
         if record["layers"]:
             pl_module.log_dict({f"dgs_b/{name}": v["b_after"] for name, v in record["layers"].items()},
-                               on_step=False, on_epoch=True)
+                               on_step=False, on_epoch=True, sync_dist=True)  # equal on all ranks after the sync
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": copy.deepcopy(self.history), "config": self.config.as_dict()}

@@ -10,6 +10,10 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 from each half of the training data, an Adam step on the architecture (alphas, betas) on the
 "arch" half (task loss + cost_weight x expected giga-ops), then an SGD step on the weights
 on the "weights" half.
+
+Hyper-parameters and checkpoint extras (the search's architecture history) are plain data, so
+checkpoints load with ``torch.load(weights_only=True)``. An option of the wrong type or value
+is a TypeError or ValueError naming it, raised at construction rather than inside the fit loop.
 """
 
 from __future__ import annotations
@@ -25,6 +29,22 @@ from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
 from evstereo.snn import EnergyMeter, learned_time_constants
 
 LOSSES = ("smooth_l1", "subpixel_ce", "both")
+
+
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+
+
+def check_options(kind: type, **options) -> None:
+    """TypeError naming the first option that is not a ``kind`` (float: any real number;
+    a bool is neither a number nor an integer here)."""
+    words = {float: "a number", int: "an integer", bool: "true or false"}
+    for name, value in options.items():
+        ok = isinstance(value, bool) if kind is bool else (
+            not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
+        if not ok:
+            raise TypeError(f"{name} must be {words[kind]}, not {value!r}")
 
 
 def stereo_loss(model: StereoNet, batch: dict, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,9 +87,9 @@ class _MetricsMixin:
                 self.log(f"val/{name}", metric.compute(), sync_dist=True)
             metric.reset()
         if self._energy is not None:
-            self.log("val/energy_mj", float(self._energy["energy_mj"]))
-            self.log("val/sops_g", float(self._energy["sops"]) / 1e9)
-            self.log("val/macs_g", float(self._energy["macs"]) / 1e9)
+            self.log("val/energy_mj", float(self._energy["energy_mj"]), sync_dist=True)
+            self.log("val/sops_g", float(self._energy["sops"]) / 1e9, sync_dist=True)
+            self.log("val/macs_g", float(self._energy["macs"]) / 1e9, sync_dist=True)
 
 
 class StereoTrainModule(_MetricsMixin, L.LightningModule):
@@ -79,8 +99,12 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
                  lr: float = 1e-3, milestones: tuple[int, ...] = (50, 100, 150), gamma: float = 0.5,
                  weight_decay: float = 0.0, log_energy: bool = True):
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        check_loss(loss)
+        check_options(float, lr=lr, gamma=gamma, weight_decay=weight_decay)
+        check_options(bool, log_energy=log_energy)
+        if not isinstance(milestones, (list, tuple)):
+            raise TypeError(f"milestones must be a list of epochs, not {milestones!r}")
+        check_options(int, **{f"milestones[{i}]": m for i, m in enumerate(milestones)})
         genotype = resolve_genotype(genotype).to_data()
         self.save_hyperparameters({"net": NetConfig(**(net or {})).as_dict(), "genotype": genotype, "loss": loss,
                                    "lr": lr, "milestones": list(milestones), "gamma": gamma,
@@ -111,7 +135,7 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
         self._log_validation()
         for name, value in learned_time_constants(self.model).items():
             if isinstance(value, float):
-                self.log(f"decay/{name}", value)
+                self.log(f"decay/{name}", value, sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -127,6 +151,12 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                  a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 0.0, arch_start_epoch: int = 0,
                  log_energy: bool = False):
         super().__init__()
+        check_loss(loss)
+        check_options(float, w_lr=w_lr, w_momentum=w_momentum, w_weight_decay=w_weight_decay, a_lr=a_lr,
+                      a_weight_decay=a_weight_decay, cost_weight=cost_weight)
+        check_options(int, feature_layers=feature_layers, matching_layers=matching_layers,
+                      arch_start_epoch=arch_start_epoch)
+        check_options(bool, log_energy=log_energy)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = SearchStereoNet(feature_layers, matching_layers, NetConfig(**(net or {})))

@@ -7,28 +7,45 @@ A run config has the sections ``model`` (a model YAML path or mapping), ``module
 (``every_n_train_steps``), ``seed`` and ``out``. Overrides on the command line look like
 ``trainer.max_epochs=3 data.batch_size=4`` (values parsed as YAML).
 
-Every epoch writes ``out/checkpoints/epochNNN.ckpt`` and every ``every_n_train_steps``
-steps ``out/checkpoints/last.ckpt``; starting the same run again resumes from ``last.ckpt``
-(mid-epoch included). Logs go to TensorBoard (``out/tb``) and CSV (``out/csv``).
+Every finished epoch writes ``out/checkpoints/epochNNN.ckpt`` and every
+``every_n_train_steps`` steps ``out/checkpoints/last.ckpt``; starting the same run again
+resumes from ``last.ckpt`` (mid-epoch included), read as data only (``weights_only=True``),
+and keeps the whole history in the logs: TensorBoard (``out/tb``) and CSV (``out/csv``).
+Ctrl-C or SIGTERM ends ``fit`` with KeyboardInterrupt (Lightning's own handler would exit 1).
+Lightning's advertising tips and warnings about what this runner does on purpose are kept
+out of the output; ``quiet`` also drops the progress bars and Lightning's info lines.
 """
-
 from __future__ import annotations
 
+import argparse
 import copy
-from contextlib import contextmanager
+import logging
 import os
+import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import lightning as L
+import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.errors import InputError
 from evstereo.fileio import read_yaml
 from evstereo.models import read_config, net_config, resolve_genotype
+from evstereo.training.checkpoints import (AtomicCheckpointIO, EpochCheckpoint, LastCheckpoint, ResumableCSVLogger,
+                                           read_resume_checkpoint)
+
+__all__ = ["INTERRUPTED", "LastCheckpoint", "add_run_arguments", "build_datamodule", "build_trainer", "config_section",
+           "fit", "generate_recordings", "load_run_config", "model_options", "resume_path", "say", "seed_run"]
+
+INTERRUPTED = "interrupted: run the same command again to resume"
 
 SECTIONS = ("model", "module", "data", "trainer", "dgs", "checkpoint", "seed", "out")
 # integer settings checked when the config is read (others fail in the constructor they feed,
@@ -73,6 +90,17 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None)
     return cfg
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, config_dir: str, example: str) -> None:
+    """The options apps.train and apps.search share: --config, overrides, --no-resume, -q."""
+    parser.add_argument("--config", required=True, help=f"run config YAML ({config_dir}/...)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help=f"change any config value (parsed as YAML), e.g. {example}")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start afresh from step 0 even if OUT/checkpoints/last.ckpt exists (the new run "
+                             "replaces OUT/csv/metrics.csv) and rebuild damaged training caches")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="less output: no progress bars, no Lightning info lines (warnings and errors stay)")
+
 
 @contextmanager
 def config_section(cfg: dict, section: str) -> Iterator[None]:
@@ -82,7 +110,7 @@ def config_section(cfg: dict, section: str) -> Iterator[None]:
         yield
     except InputError:
         raise  # already names its file
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, MisconfigurationException) as exc:  # Lightning's word for a bad option value
         raise InputError(cfg.get("_source"), f"section {section!r}: {' '.join(str(exc).split())}") from None
 
 
@@ -107,72 +135,86 @@ def model_options(cfg: dict, with_genotype: bool = True) -> tuple[dict, dict | N
     return net_config(data, source).as_dict(), genotype.to_data()
 
 
-def generate_recordings(entries: list[dict]) -> None:
+def seed_run(cfg: dict, quiet: bool = False) -> None:
+    """Seed everything (data-loader workers included) from ``cfg["seed"]``, saying so once."""
+    L.seed_everything(int(cfg["seed"]), workers=True, verbose=not quiet and rank_zero_only.rank == 0)
+
+
+def say(message: str) -> None:
+    """Print a line once per run, not once per process (ranks other than 0 stay silent)."""
+    if rank_zero_only.rank == 0:
+        print(message, flush=True)
+
+
+def generate_recordings(entries: list[dict], wait_s: float = 3600.0) -> None:
     """Make the synthetic recordings a config lists under ``data.generate`` when missing.
 
     Each entry: ``{out, name, seconds, seed}`` as for ``data_tools.synth``; so a config plus
-    one command reproduce a training run from nothing.
+    one command reproduce a training run from nothing. Under a launcher that starts every
+    rank at once (torchrun, srun), rank 0 writes them and the others wait for its files.
     """
     from evstereo.simulation import synthesize
 
     for e in entries:
-        if not (Path(e["out"]) / f"{e['name']}_data.hdf5").exists():
-            print(f"generating {e['out']}/{e['name']} ({e['seconds']} s, seed {e['seed']})", flush=True)
+        files = [Path(e["out"]) / f"{e['name']}_{kind}.hdf5" for kind in ("data", "gt")]
+        if rank_zero_only.rank != 0:
+            deadline = time.monotonic() + wait_s
+            while not all(f.exists() for f in files) and time.monotonic() < deadline:
+                time.sleep(1.0)
+        elif not files[0].exists():
+            say(f"generating {e['out']}/{e['name']} ({e['seconds']} s, seed {e['seed']})")
             synthesize(e["out"], e["name"], float(e["seconds"]), int(e["seed"]))
 
 
-def build_datamodule(cfg: dict, input_spec: dict, search: bool = False) -> StereoDataModule:
+def build_datamodule(cfg: dict, input_spec: dict, search: bool = False, quiet: bool = False,
+                     rebuild_damaged: bool = False) -> StereoDataModule:
+    """The StereoDataModule of the ``data`` section (generating ``data.generate`` first)."""
     data = copy.deepcopy(cfg.get("data") or {})
-    generate_recordings(data.pop("generate", []))
+    generate_recordings(data.pop("generate", None) or [])
     spec = data.pop("spec", None)
     if spec is not None and {k: spec.get(k, v) for k, v in input_spec.items()} != input_spec:
         raise InputError(None, f"data.spec {spec} does not match the model's input {input_spec}")
-    if "crop" in data and data["crop"] is not None:
-        data["crop"] = tuple(data["crop"])
-    return StereoDataModule(spec={**input_spec, **(spec or {})}, search_split=search, **data)
+    return StereoDataModule(spec={**input_spec, **(spec or {})}, search_split=search, progress=not quiet,
+                            rebuild_damaged_cache=rebuild_damaged, **data)
 
 
-def build_trainer(cfg: dict, callbacks: list) -> L.Trainer:
+def _check_accelerator(cfg: dict, accelerator) -> None:
+    # Lightning's own message for this is a multi-line exception from deep inside Trainer()
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no GPU found"
+        raise InputError(cfg.get("_source"), f"trainer.accelerator={accelerator}: CUDA is not available on this "
+                                             f"machine (torch {torch.__version__}, {build}); use trainer.accelerator=cpu")
+
+
+def build_trainer(cfg: dict, callbacks: list, resuming: bool = False, quiet: bool = False) -> L.Trainer:
+    """The Trainer: the run's checkpoints, loggers and progress bar around the ``trainer`` section."""
     out = Path(cfg["out"])
     ckpt = cfg.get("checkpoint") or {}
-    callbacks = list(callbacks) + [
-        ModelCheckpoint(dirpath=out / "checkpoints", filename="epoch{epoch:03d}", every_n_epochs=1, save_top_k=-1,
-                        auto_insert_metric_name=False, enable_version_counter=False),
-        LastCheckpoint(out / "checkpoints" / "last.ckpt", int(ckpt.get("every_n_train_steps", 100))),
-        TQDMProgressBar(refresh_rate=int(ckpt.get("progress_refresh", 10))),
-    ]
     opts = {"max_epochs": 10, "log_every_n_steps": 10, "accelerator": "auto", "devices": 1,
             "num_sanity_val_steps": 0, **(cfg.get("trainer") or {})}
-    loggers = [TensorBoardLogger(out, name="tb", version=""), CSVLogger(out, name="csv", version="")]
-    return L.Trainer(default_root_dir=out, callbacks=callbacks, logger=loggers, **opts)
+    _check_accelerator(cfg, opts["accelerator"])
+    callbacks = list(callbacks) + [EpochCheckpoint(out / "checkpoints"),
+                                   LastCheckpoint(out / "checkpoints" / "last.ckpt",
+                                                  int(ckpt.get("every_n_train_steps", 100)))]
+    if quiet:
+        opts.update(enable_progress_bar=False, enable_model_summary=False)
+    elif opts.get("enable_progress_bar", True):
+        callbacks.append(_ProgressBar(refresh_rate=int(ckpt.get("progress_refresh", 10))))
+    plugins = opts.pop("plugins", None) or []
+    plugins = (list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]) + [AtomicCheckpointIO()]
+    loggers = [TensorBoardLogger(out, name="tb", version=""), ResumableCSVLogger(out, resuming, name="csv", version="")]
+    return L.Trainer(default_root_dir=out, callbacks=callbacks, logger=loggers, plugins=plugins, **opts)
 
 
-class LastCheckpoint(L.Callback):
-    """``last.ckpt``, the resume point: every ``every_n_steps`` steps and at each epoch end.
+class _ProgressBar(TQDMProgressBar):
+    """Lightning's bar, also titled "Epoch N" with its length for an epoch resumed mid-way
+    (Lightning does not call on_train_epoch_start then)."""
 
-    Written under a temporary name and renamed, so a kill during the write leaves the
-    previous one intact. Resuming mid-epoch restarts that epoch's data loader (it is not
-    resumable) but keeps the step count, so no step is trained twice or skipped.
-    """
-
-    def __init__(self, path: Path, every_n_steps: int):
-        self.path, self.every_n_steps = Path(path), max(int(every_n_steps), 1)
-
-    def _save(self, trainer: L.Trainer) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
-        trainer.strategy.barrier()
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
-            self._save(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
-        # only a finished epoch: a run cut short (max_steps) must resume inside its epoch
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            self._save(trainer)
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if trainer.fit_loop.restarted_mid_epoch:
+            self.on_train_epoch_start(trainer)
 
 
 def resume_path(cfg: dict, resume: bool) -> str | None:
@@ -190,16 +232,68 @@ def dgs_callbacks(cfg: dict) -> list:
     return [DGSCallback(**opts)]
 
 
-def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False) -> L.Trainer:
-    """Data, trainer (checkpoints, logs, DGS unless disabled) and ``Trainer.fit``, resuming from last.ckpt."""
-    with config_section(cfg, "data"):
-        dm = build_datamodule(cfg, module.model.input_spec, search=search)
-    with config_section(cfg, "dgs"):
-        callbacks = dgs_callbacks(cfg)
-    with config_section(cfg, "trainer"):
-        trainer = build_trainer(cfg, callbacks)
+# Lightning lines that are advertising or chatter about what this runner does on purpose
+_NOISE_LOGS = ("💡 Tip:", "litlogger", "litmodels", "LitServe", "`weights_only` was not set",
+               "Detected KeyboardInterrupt")
+_NOISE_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)",  # torch deprecation inside Lightning, nothing to do for a user
+    r"Checkpoint directory .* exists and is not empty",  # resuming into the same folder is the design
+    r"Experiment logs directory .* exists and is not empty",  # ResumableCSVLogger keeps or replaces it
+    r"You're resuming from a checkpoint that ended before the epoch ended",  # documented: the epoch restarts its loader
+)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(n in message for n in _NOISE_LOGS)
+
+
+@contextmanager
+def _lightning_output(quiet: bool) -> Iterator[None]:
+    """Lightning's logging without its noise (and at WARNING with ``quiet``), restored afterwards."""
+    noise = _DropNoise()
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    targets = [*loggers, *(h for lg in loggers for h in lg.handlers), *logging.getLogger().handlers]
+    levels = [lg.level for lg in loggers]
+    for t in targets:
+        t.addFilter(noise)
+    if quiet:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in _NOISE_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for t in targets:
+            t.removeFilter(noise)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False, quiet: bool = False) -> L.Trainer:
+    """Data, trainer (checkpoints, logs, DGS unless disabled) and ``Trainer.fit``, resuming from last.ckpt.
+
+    The resume file is checked first (data only, not damaged), before any data is prepared.
+    """
     ckpt = resume_path(cfg, resume)
     if ckpt:
-        print(f"resuming from {ckpt}", flush=True)
-    trainer.fit(module, dm, ckpt_path=ckpt)
+        read_resume_checkpoint(ckpt)
+    with _lightning_output(quiet):
+        with config_section(cfg, "data"):
+            dm = build_datamodule(cfg, module.model.input_spec, search=search, quiet=quiet, rebuild_damaged=not resume)
+        with config_section(cfg, "dgs"):
+            callbacks = dgs_callbacks(cfg)
+        with config_section(cfg, "trainer"):
+            trainer = build_trainer(cfg, callbacks, resuming=ckpt is not None, quiet=quiet)
+        if ckpt:
+            say(f"resuming from {ckpt}")
+        try:
+            trainer.fit(module, dm, ckpt_path=ckpt, weights_only=True)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning's Ctrl-C handler: cleaned up, then sys.exit(1)
+                raise KeyboardInterrupt from None
+            raise
     return trainer
