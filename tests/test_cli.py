@@ -47,7 +47,8 @@ def test_console_script_runs_a_tool(tmp_path):
 
 def test_ctrl_c_during_start_up_is_one_line():
     """SIGINT while the tool is still importing torch: one line, exit 130, no traceback."""
-    p = subprocess.Popen([sys.executable, "-m", "apps.train", "--config", "configs/train/tiny.yaml"],
+    p = subprocess.Popen([sys.executable, "-m", "apps.train", "--config", "configs/train/tiny.yaml",
+                          "data.generate=[]", "out=/nonexistent-evstereo-run"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.4)  # inside the imports (they take seconds)
     p.send_signal(signal.SIGINT)
