@@ -1,4 +1,4 @@
-"""MVSEC stereo metrics, exactly as the peers compute them (PAPER.md section 6).
+"""MVSEC stereo metrics, exactly as the peers compute them (docs/method.md §6.4).
 
 Per frame, over the pixels whose ground truth is valid (finite, and inside the protocol's
 disparity range — the caller's mask): mean absolute disparity error (px), 1-px accuracy

@@ -27,7 +27,7 @@ from evstereo.snn import (
 
 
 def dspike_formula(x: torch.Tensor, b: float) -> torch.Tensor:
-    """PAPER.md section 2, written as printed."""
+    """docs/method.md §2.1, written as printed."""
     g = b * (1 - torch.tanh(b * x) ** 2) / (2 * math.tanh(b / 2))
     return torch.where(x.abs() < 0.5, g, torch.zeros_like(x))
 

@@ -1,7 +1,7 @@
 """LightningDataModule for MVSEC splits and for lists of (synthetic or converted) recordings.
 
 MVSEC: ``mvsec_root`` holds ``indoor_flying{1,2,3}_data.hdf5`` (+ ``_gt``, ``_calib``) and
-``mvsec_split`` picks the split (PAPER.md section 6). Recordings: ``train``/``val``/``test``
+``mvsec_split`` picks the split (docs/method.md §6.3). Recordings: ``train``/``val``/``test``
 are lists of files (globs allowed); every GT frame with a full event window is used. With
 ``cache_dir`` the samples are prepared once (``prepare_data``) and read from the cache; a cache
 file that cannot be read (cut short by a full disk or a copy) is an InputError naming it, or

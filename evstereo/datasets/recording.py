@@ -16,7 +16,7 @@ from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
 
-# MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (PAPER.md section 6).
+# MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (docs/method.md §6.2).
 MVSEC_MAX_VALID_DISPARITY = 36.3
 # Beyond these a recording's clock was almost surely read in the wrong unit (e.g. microseconds
 # as seconds: 10 s become 116 days), or one event lies far from the others.

@@ -1,4 +1,4 @@
-"""MVSEC indoor_flying stereo splits exactly as the peers use them (PAPER.md section 6).
+"""MVSEC indoor_flying stereo splits exactly as the peers use them (docs/method.md §6.3).
 
 Split k tests on indoor_flying k and trains on the other two sequences. Frame numbers are
 indices of the left camera's ground-truth depth frames (inclusive ranges). The test frames

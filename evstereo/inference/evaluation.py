@@ -1,6 +1,6 @@
 """Offline evaluation: a model over the GT frames of recordings, with the MVSEC metrics.
 
-Frames: for an MVSEC folder and a split, that split's test frames (PAPER.md section 6), which
+Frames: for an MVSEC folder and a split, that split's test frames (docs/method.md §6.3), which
 need only the test sequence's files (``indoor_flyingN_data.hdf5`` and ``_gt.hdf5``); for other
 recordings, every GT frame whose whole window lies inside the recording. ``plan_frames``
 checks every recording before any model runs: it has ground truth, its events overlap the

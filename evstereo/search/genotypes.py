@@ -109,7 +109,7 @@ def check_path(path: tuple[int, ...], name: str = "path") -> None:
         prev = level
 
 
-# PAPER.md section 4 gives the decoded reference paths and says every chosen op spikes (no
+# docs/method.md §4.7 gives the decoded reference paths and says every chosen op spikes (no
 # skip); the cells' exact edges are not public, so this cell is our documented choice.
 REFERENCE_CELL = CellGenotype((
     ((0, "snn_b3"), (1, "snn_b3")),

@@ -18,7 +18,7 @@
 
 So the accounting follows the hybrid switch by itself. ``kinds`` can force a layer's kind
 by name pattern. Energy = ``SOPs x pj_per_ac + MACs x pj_per_mac`` (0.9 pJ and 4.6 pJ, 45 nm,
-PAPER.md section 5). Biases, BatchNorm (folded into the conv at inference), pooling and
+docs/method.md §5). Biases, BatchNorm (folded into the conv at inference), pooling and
 neuron updates are not counted.
 
 Inputs may be ``[B, T, ...]``: the hooked layers see every time step (time folded into the

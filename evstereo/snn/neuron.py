@@ -1,6 +1,6 @@
 """Multi-step leaky integrate-and-fire neurons with learnable, per-type time constants.
 
-Dynamics (PAPER.md section 1), over the time axis of ``[B, T, C, ...]`` currents
+Dynamics (docs/method.md §1.1), over the time axis of ``[B, T, C, ...]`` currents
 (``[B, T, C, H, W]`` for 2D layers, ``[B, T, C, D, H, W]`` for 3D ones, any trailing shape
 works), with the membrane starting at 0 for every sample of every call:
 

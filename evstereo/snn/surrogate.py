@@ -5,13 +5,13 @@ Forward, every spike function is the Heaviside step ``s = H(u - V_th)`` with ``H
 snntorch). Backward replaces ``dH/dx`` by a surrogate with a temperature ``b`` (larger b:
 sharper, narrower). All three surrogates integrate to 1 over the real line:
 
-    dspike   b * (1 - tanh(b x)^2) / (2 tanh(b / 2))   for |x| < 0.5, else 0   (PAPER.md section 2)
+    dspike   b * (1 - tanh(b x)^2) / (2 tanh(b / 2))   for |x| < 0.5, else 0   (docs/method.md §2.1)
     sigmoid  b * sig(b x) * (1 - sig(b x))
     atan     (b / 2) / (1 + (pi / 2 * b * x)^2)
 
 with ``x = u - V_th``. The dspike support is open: exactly ``|x| = 0.5`` gets 0.
 
-DGS (PAPER.md section 2) evolves each spiking layer's ``b`` during training. One *phase*
+DGS (docs/method.md §2.2) evolves each spiking layer's ``b`` during training. One *phase*
 (run by :func:`run_dgs_phase`, or by the Lightning callback in ``evstereo.training.dgs``):
 
 1. every DGS-capable layer (a module with the ``dgs_*`` protocol, e.g.
@@ -107,7 +107,7 @@ def atan_spike(u: Tensor, threshold: Tensor | float = 0.5, b: Tensor | float = 2
 
 @dataclass
 class DGSConfig:
-    """Everything DGS can be told; the defaults are PAPER.md section 2's reference settings.
+    """Everything DGS can be told; the defaults are the reference settings of docs/method.md §2.2.
 
     ``layers``/``exclude`` are fnmatch patterns over module names (``model.named_modules()``);
     ``layers=None`` takes every DGS-capable layer whose neuron is spiking. ``sgd_lr=None`` lets
@@ -141,7 +141,7 @@ class DGSConfig:
 
     @classmethod
     def three_candidates(cls, **kwargs: Any) -> DGSConfig:
-        """The lighter variant of PAPER.md section 2: candidates ``b - 0.2, b, b + 0.2``."""
+        """The lighter variant of docs/method.md §2.2: candidates ``b - 0.2, b, b + 0.2``."""
         return cls(deltas=(-0.2, 0.0, 0.2), **kwargs)
 
     def is_phase_epoch(self, epoch: int) -> bool:
