@@ -11,6 +11,8 @@ import importlib
 import sys
 
 # subcommand -> (module, one-line description); the order is the order of the workflow
+# module names are relative to the package pair: apps/data_tools in a checkout,
+# evstereo.apps/evstereo.data_tools when installed (see setup.py)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("data_tools.synth", "generate a synthetic stereo event recording in the MVSEC layout"),
     "inspect": ("data_tools.inspect", "summarise a recording (sensor, events per camera, GT, calibration)"),
@@ -24,6 +26,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("apps.bench", "run the benchmarks and print the table"),
     "demo": ("apps.demo", "generate a recording, inspect it and run live depth on it"),
 }
+
+
+def module_name(name: str) -> str:
+    """The importable name of a subcommand's module, in whichever layout this file runs."""
+    relative = SUBCOMMANDS[name][0]
+    prefix = __package__.rpartition(".")[0] if __package__ else ""  # "" or "evstereo"
+    return f"{prefix}.{relative}" if prefix else relative
 
 
 def usage() -> str:
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"error: unknown subcommand {name!r}; choose one of {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    module = importlib.import_module(module_name(name))
     sys.argv[0] = f"evstereo {name}"
     return int(module.main(rest) or 0)
 
