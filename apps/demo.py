@@ -13,11 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from apps import live_depth
-from data_tools.inspect import format_summary
-from evstereo.datasets import open_recording
 from evstereo.errors import run_tool
+from evstereo.recordings import open_recording
+from evstereo.recordings.summary import format_summary
 from evstereo.viz.viewer import display_available
+
+from . import live_depth  # apps.live_depth in a checkout, evstereo.apps.live_depth installed
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from evstereo.devices import add_device_option, resolve_device
 from evstereo.errors import InputError, run_tool
 from evstereo.fileio import atomic_path, check_writable, write_text_atomic
 from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items, plan_frames
-from evstereo.inference.headless import frame_stem
+from evstereo.live.outputs import frame_stem
 from evstereo.metrics import METRIC_UNITS, format_metrics
 from evstereo.models import SGBMStereo, load_checkpoint, shipped_checkpoint
 from evstereo.viz.colors import tensor_event_image
@@ -82,7 +82,7 @@ def _run(argv: list[str] | None) -> int:
     info = print if not (args.quiet or args.json) else (lambda *a, **k: None)
     ckpt = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
     model = load_checkpoint(ckpt)
-    spec = SampleSpec(**model.input_spec)
+    spec = SampleSpec.for_input(model.input_spec)  # the network's input, the protocol's GT rules
     plan = plan_frames(evaluation_items(args.data, args.split), spec, args.max_frames)
     several = len(plan) > 1
 
@@ -96,7 +96,8 @@ def _run(argv: list[str] | None) -> int:
             if len(baseline_examples) < args.examples:
                 baseline_examples[(f.recording, f.t_us)] = f.prediction
 
-        base = evaluate(SGBMStereo(max_disparity=model.max_disparity), spec, plan, on_frame=keep,
+        sgbm = SGBMStereo(max_disparity=model.max_disparity, input_spec=model.input_spec)  # the same frames
+        base = evaluate(sgbm, plan, on_frame=keep,
                         progress=None if args.quiet else "sgbm")
 
     n_frames = {"n": 0}
@@ -121,7 +122,7 @@ def _run(argv: list[str] | None) -> int:
                     raise InputError(path, "OpenCV could not write this image")
         n_frames["n"] += 1
 
-    result = evaluate(model, spec, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model")
+    result = evaluate(model, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model")
     report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split, "device": str(device),
               "representation": spec.as_dict(), "metric_units": METRIC_UNITS, **result.as_dict()}
     if args.baseline == "sgbm":

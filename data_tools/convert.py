@@ -7,7 +7,7 @@ and FILE_calib/camchain-imucam-FILE.yaml when it has a calibration (DSEC), all a
 Bad input, or an output folder that is read-only or full: one sentence on stderr, exit code 2.
 Input that is most likely misread (a camera without events, a span of days): one
 ``warning: ...`` line each on stderr. Ctrl-C: one line, exit 130, nothing written under the
-output name. The logic is in evstereo.datasets.convert.
+output name. The logic is in evstereo.recordings.convert.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import sys
 import warnings
 
-from evstereo.datasets.convert import FORMATS, TIME_UNITS, ConvertWarning, convert
+from evstereo.recordings.convert import FORMATS, TIME_UNITS, ConvertWarning, convert
 from evstereo.errors import run_tool
 
 

@@ -1,6 +1,9 @@
 """`python -m data_tools.prepare RECORDING... --out DIR`: cache per-frame representations.
 
-Optional: training reads recordings directly, but a cache makes epochs much faster. Shows a
+Optional: training reads recordings directly, but a cache makes epochs much faster. Each cache
+is DIR/<stem>-<key>.h5 (``evstereo.datasets.prepared.cache_path``), the file training with
+``data.cache_dir=DIR`` and the same representation, bins, time steps and window reads instead
+of building its own (``--right-gt`` for training recordings with ``data.flip`` > 0). Shows a
 progress bar; interrupt it (Ctrl-C: one line, exit 130) or kill it and run it again to resume.
 A finished cache that was damaged (cut short) is rebuilt. Bad input or a read-only or full
 output folder: one line, exit 2.
@@ -12,7 +15,6 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
 from evstereo.errors import run_tool
 
@@ -22,27 +24,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="python -m data_tools.prepare", description=__doc__.splitlines()[0])
     ap.add_argument("recordings", nargs="+", metavar="RECORDING", help="recordings with ground truth")
-    ap.add_argument("--out", required=True, metavar="DIR", help="folder for the caches (one .h5 per recording)")
+    ap.add_argument("--out", required=True, metavar="DIR",
+                    help="folder for the caches: one RECORDING-KEY.h5 per recording, the name training with "
+                         "data.cache_dir=DIR looks for")
     ap.add_argument("--representation", default="sbt", choices=REPRESENTATIONS,
                     help="event representation the network reads (default sbt)")
     ap.add_argument("--bins", type=int, default=5, help="temporal bins (channels) per time step (default 5)")
     ap.add_argument("--time-steps", type=int, default=1, help="spiking time steps per sample (default 1)")
     ap.add_argument("--window-ms", type=float, default=50.0,
                     help="events before each ground-truth frame that make its sample, in ms (default 50)")
-    ap.add_argument("--right-gt", action="store_true", help="also store the right camera's GT (flip augmentation)")
+    ap.add_argument("--right-gt", action="store_true",
+                    help="also store the right camera's GT (flip augmentation: training recordings with data.flip > 0)")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     ap.add_argument("--json", action="store_true", help="print the caches written as JSON on stdout")
     return ap
 
 
 def _main(args: argparse.Namespace, spec) -> int:
-    from evstereo.datasets.prepared import prepare_recording
+    from evstereo.datasets.prepared import cache_path, prepare_recording
     from evstereo.fileio import check_writable
 
     check_writable(args.out, folder=True)
     written = []
     for rec in args.recordings:
-        out = Path(args.out) / f"{Path(rec).stem}.h5"
+        out = cache_path(args.out, rec, spec, with_right_gt=args.right_gt)  # the name training looks for
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             prepare_recording(rec, out, spec, with_right_gt=args.right_gt, progress=not args.quiet)

@@ -48,6 +48,21 @@ def os_error_message(exc: OSError) -> str | None:
     return reason if exc.errno in _USER_OS_ERRORS else None
 
 
+def _startup_interrupt(signum, frame):
+    print("interrupted", file=sys.stderr, flush=True)
+    os._exit(EXIT_INTERRUPTED)  # nothing is written yet: no clean-up to run
+
+
+def install_startup_guard() -> None:
+    """Ctrl-C/SIGTERM while a tool is still importing torch and friends (seconds): one line and
+    exit 130 instead of a traceback. The tool's :func:`run_tool` replaces it once work starts."""
+    try:
+        signal.signal(signal.SIGINT, _startup_interrupt)
+        signal.signal(signal.SIGTERM, _startup_interrupt)
+    except ValueError:  # imported outside the main thread
+        pass
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM -> the same clean shutdown as Ctrl-C
     raise KeyboardInterrupt
 

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from conftest import REAL_CALIB, ROOT
-from evstereo.datasets.mvsec_writer import MVSECWriter, calibration_file
+from evstereo.recordings.mvsec_writer import MVSECWriter, calibration_file
 from evstereo.geometry import load_calibration
-from evstereo.inference.headless import frame_stem
+from evstereo.live.outputs import frame_stem
 from evstereo.models import build_stereo_net, save_checkpoint
 from evstereo.viz.pointcloud import write_ply
 

@@ -1,5 +1,5 @@
 """The benchmark modules' measuring pieces on tiny inputs, so the benchmark code cannot rot
-(no timing is asserted)."""
+(no timing is asserted). The benchmarks are the checkout's top-level ``benchmarks/`` folder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from evstereo.benchmarks import MODULES
-from evstereo.benchmarks import live, models
+from benchmarks import MODULES, BenchOptions
+from benchmarks import live, models
 
 
 def test_models_and_live_are_registered():
@@ -27,8 +27,8 @@ def one_thread():
 
 
 def test_model_measurement_on_a_small_input(tmp_path, monkeypatch, one_thread):
-    net, weights = models.load_network("fast", models.CONFIGS["fast"])
-    assert "weights" in weights
+    net, weights, source = models.load_network("fast", BenchOptions())
+    assert "weights" in weights and source
     torch.manual_seed(1)
     left = (torch.rand(1, 1, 5, 64, 96) < 0.1).float() * torch.randint(0, 2, (1, 1, 5, 64, 96)).mul(2).sub(1)
     right = torch.roll(left, -2, dims=-1)
@@ -45,9 +45,10 @@ def test_model_measurement_on_a_small_input(tmp_path, monkeypatch, one_thread):
     assert 0 <= m["silent_layers"] <= m["spiking_layers"]
 
     details = tmp_path / "details.md"
-    monkeypatch.setenv(models.DETAILS_ENV, str(details))
-    models.write_details("one", "table 1")
-    models.write_details("two", models.format_energy_table(measured))
+    options = BenchOptions(details=details)
+    options.write_details("one", "table 1")
+    options.write_details("two", models.format_energy_table(measured))
+    BenchOptions().write_details("nowhere", "no file without a details path")
     text = details.read_text()
     assert text.index("## one") < text.index("## two") and "total per frame" in text
 
@@ -57,8 +58,7 @@ def test_live_run_and_timings_reader(random_recording, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ckpt, weights = live.fast_checkpoint(tmp_path)
     assert ckpt.is_file() and "weights" in weights
-    r = live.run_live(random_recording, tmp_path / "out", "--checkpoint", str(ckpt), "--max-frames", "2",
-                      "--ply-every", "0")
+    r = live.run_live(random_recording, tmp_path / "out", checkpoint=ckpt, max_frames=2, ply_every=0)
     assert r["model"].startswith("StereoNet") and r["frames"] == 2 and r["fps"] > 0
     assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
     assert set(r["shares"]) == {"read", "represent", "model", "post", "output"}
@@ -72,20 +72,31 @@ def test_live_run_and_timings_reader(random_recording, tmp_path, monkeypatch):
 def test_shipped_checkpoint_is_used_when_present(tmp_path, monkeypatch):
     from evstereo.models import build_stereo_net, save_checkpoint
 
-    save_checkpoint(build_stereo_net(models.CONFIGS["fast"]), tmp_path / "fast.pt")
+    save_checkpoint(build_stereo_net(models.network_config("fast")), tmp_path / "fast.pt")
     monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
-    net, weights = models.load_network("fast", models.CONFIGS["fast"])
+    net, weights, source = models.load_network("fast", BenchOptions())
     assert weights.startswith("trained weights") and "differs" not in weights and not net.training
-    assert models.load_network("reference", models.CONFIGS["reference"])[1].startswith("untrained")
+    assert source.endswith("fast.pt")  # the network's config comes from its checkpoint
+    assert models.load_network("reference", BenchOptions())[1].startswith("untrained")
     assert live.fast_checkpoint(tmp_path / "unused")[0] == tmp_path / "fast.pt"
     # apps.bench --checkpoint reference=PATH: weights from anywhere, named in the rows
     (tmp_path / "elsewhere").mkdir()
     torch.manual_seed(3)
-    save_checkpoint(build_stereo_net(models.CONFIGS["reference"]), tmp_path / "elsewhere" / "ref.pt")
-    monkeypatch.setenv(models.CHECKPOINTS_ENV, f"reference={tmp_path / 'elsewhere' / 'ref.pt'}")
-    net, weights = models.load_network("reference", models.CONFIGS["reference"])
+    save_checkpoint(build_stereo_net(models.network_config("reference")), tmp_path / "elsewhere" / "ref.pt")
+    options = BenchOptions(checkpoints={"reference": tmp_path / "elsewhere" / "ref.pt"})
+    net, weights, _ = models.load_network("reference", options)
     assert weights.startswith("trained weights") and "ref.pt" in weights
-    assert live.fast_checkpoint(tmp_path / "unused")[0] == tmp_path / "fast.pt"
+    assert live.fast_checkpoint(tmp_path / "unused", options)[0] == tmp_path / "fast.pt"
+
+
+def test_a_network_without_checkpoint_or_config_is_one_clear_error(tmp_path, monkeypatch):
+    """An installed package has no configs/ beside it: say to give a checkpoint."""
+    from evstereo.errors import InputError
+
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(models, "CONFIGS", tmp_path / "configs")
+    with pytest.raises(InputError, match="--checkpoint reference=PATH"):
+        models.load_network("reference", BenchOptions())
 
 
 def test_bench_checkpoint_option_is_checked(capsys):

@@ -1,4 +1,4 @@
-"""evstereo.datasets.convert and `python -m data_tools.convert`: round trips and bad input."""
+"""evstereo.recordings.convert and `python -m data_tools.convert`: round trips and bad input."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from dsec_fixtures import write_dsec_sequence
-from evstereo.datasets.convert import convert
-from evstereo.datasets.dsec import DSECRecording
 from evstereo.errors import InputError
 from evstereo.geometry import load_camchain
+from evstereo.recordings.convert import convert
+from evstereo.recordings.dsec import DSECRecording
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
@@ -367,7 +367,7 @@ def test_cli_bad_and_good_input(tmp_path):
 
 def test_converted_dsec_reads_like_the_original(dsec_seq, tmp_path):
     """The MVSEC-layout reader gives the converted file the DSEC reader's events and depth."""
-    from evstereo.datasets import open_recording
+    from evstereo.recordings import open_recording
 
     out = tmp_path / "seq_data.hdf5"
     convert([dsec_seq["path"]], "dsec", out)
@@ -388,7 +388,7 @@ def test_converted_dsec_reads_like_the_original(dsec_seq, tmp_path):
 
 @needs_real
 def test_converted_npz_opens_as_a_recording(tmp_path):
-    from evstereo.datasets import open_recording
+    from evstereo.recordings import open_recording
 
     out = tmp_path / "pendulum.hdf5"
     convert([NPZ], "npz", out, right_offset=(0, -4))

@@ -22,16 +22,16 @@ import pytest
 import yaml
 
 from conftest import DAVIS_AEDAT4, REAL_CALIB
-from evstereo.datasets import open_recording
-from evstereo.datasets.convert import ConvertWarning, convert
-from evstereo.datasets.mvsec import MVSECRecording
-from evstereo.datasets.mvsec_writer import MVSECWriter
-from evstereo.datasets.prepared import prepare_recording
+from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
 from evstereo.errors import InputError
 from evstereo.events.arrays import seconds_to_us
 from evstereo.events.time_index import TimeIndex
 from evstereo.geometry import load_camchain
+from evstereo.recordings import open_recording
+from evstereo.recordings.convert import ConvertWarning, convert
+from evstereo.recordings.mvsec import MVSECRecording
+from evstereo.recordings.mvsec_writer import MVSECWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -255,10 +255,11 @@ def test_truncated_prepare_output_is_rebuilt(tmp_path, random_recording):
         np.testing.assert_array_equal(f["left"][:], reference)
     # the CLI: a one-line warning, then the rebuilt cache
     (tmp_path / "cli").mkdir()
-    shutil.copy(out, tmp_path / "cli" / "rand_data.h5")
+    cli_cache = cache_path(tmp_path / "cli", random_recording, spec)  # the name data_tools.prepare writes
+    shutil.copy(out, cli_cache)
     r = _run("data_tools.prepare", random_recording, "--out", tmp_path / "cli", "-q")
     assert r.returncode == 0 and r.stderr == ""  # a sound cache is reused silently
-    cut = tmp_path / "cli" / "rand_data.h5"
+    cut = cli_cache
     cut.write_bytes(cut.read_bytes()[:4096])
     r = _run("data_tools.prepare", random_recording, "--out", tmp_path / "cli", "-q")
     assert r.returncode == 0, r.stderr
@@ -327,7 +328,7 @@ def test_depth_is_stored_to_16_significant_bits(synth_pair):
 
 
 def test_reading_bench_pieces(tmp_path, synth_pair):
-    from evstereo.benchmarks import reading
+    from benchmarks import reading
 
     plain = Path(synth_pair[0]["data"])
     copy = reading._copy_events(plain, tmp_path / "z_data.hdf5", compress_events=True)

@@ -19,10 +19,10 @@ import h5py
 import numpy as np
 import pytest
 
-from evstereo.datasets import open_recording
-from evstereo.datasets.mvsec_writer import MVSECWriter
-from evstereo.datasets.prepared import prepare_recording
+from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
+from evstereo.recordings import open_recording
+from evstereo.recordings.mvsec_writer import MVSECWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -233,7 +233,8 @@ def test_convert_killed_then_rerun_leaves_no_temporary(tmp_path, text_events):
 
 def test_prepare_killed_then_rerun_resumes(tmp_path, random_recording):
     out = tmp_path / "cache"
-    partial = out / ".rand_data.h5.partial"
+    cache = cache_path(out, random_recording, SampleSpec())  # the name data_tools.prepare writes (its defaults)
+    partial = out / f".{cache.name}.partial"
 
     def started() -> bool:  # by size only: opening it with h5py would take HDF5's file lock from the writer
         return partial.exists() and partial.stat().st_size > 300_000
@@ -242,8 +243,8 @@ def test_prepare_killed_then_rerun_resumes(tmp_path, random_recording):
     _kill_when(cmd, started)
     r = _run(cmd)
     assert r.returncode == 0, r.stderr
-    assert _temporaries(out) == [] and (out / "rand_data.h5").is_file()
-    with h5py.File(out / "rand_data.h5", "r") as f:
+    assert _temporaries(out) == [] and cache.is_file()
+    with h5py.File(cache, "r") as f:
         assert int(f.attrs["done"]) == len(f["frames"]) > 0
 
 
@@ -300,7 +301,8 @@ def test_ctrl_c_midway(tmp_path, random_recording, text_events):
     _one_interrupted_line(r)
     assert [p for p in out.rglob("*") if p.is_file()] == []
     out = tmp_path / "p"
+    cache = cache_path(out, random_recording, SampleSpec())  # the name data_tools.prepare writes (its defaults)
     r = _interrupt(_tool("data_tools.prepare", random_recording, "--out", out, "-q"),
-                   ready=lambda: (out / ".rand_data.h5.partial").exists(), delay=0.3)
+                   ready=lambda: (out / f".{cache.name}.partial").exists(), delay=0.3)
     _one_interrupted_line(r)
-    assert "resume" in r.stderr and not (out / "rand_data.h5").exists()
+    assert "resume" in r.stderr and not cache.exists()

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from conftest import ROOT
-from evstereo.datasets import open_recording
+from evstereo import events as ev
 from evstereo.datasets.datamodule import StereoDataModule
-from evstereo.datasets.prepared import prepare_recording, valid_frames
+from evstereo.datasets.prepared import cache_path, prepare_recording, valid_frames
 from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
 from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
 from evstereo.datasets.transforms import HorizontalFlipSwap, RandomCrop
-from evstereo import events as ev
+from evstereo.recordings import open_recording
 
 
 def test_sample_pairs_events_and_gt_by_timestamp(random_recording):
@@ -157,7 +157,7 @@ def test_prepare_cli_and_inspect_cli(tmp_path, random_recording):
     r = subprocess.run([sys.executable, "-m", "data_tools.prepare", str(random_recording), "--out", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "rand_data.h5").exists()
+    assert cache_path(tmp_path, random_recording, SampleSpec()).exists()  # the name the DataModule reads
     r = subprocess.run([sys.executable, "-m", "data_tools.inspect", str(random_recording)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

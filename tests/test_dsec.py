@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-import evstereo.datasets.dsec as dsec_mod
+import evstereo.recordings.dsec as dsec_mod
 from dsec_fixtures import brute_force_window, write_dsec_sequence, write_events_h5
-from evstereo.datasets.dsec import DSECRecording
 from evstereo.errors import InputError
+from evstereo.recordings.dsec import DSECRecording
 
 
 @pytest.fixture(scope="module")

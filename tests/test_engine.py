@@ -7,17 +7,17 @@ import time
 import numpy as np
 import torch
 
-from evstereo.datasets import open_recording
-from evstereo.datasets.samples import SampleSpec
+from evstereo.recordings import open_recording
+from evstereo.events.input_spec import InputSpec
 from evstereo.inference import EngineConfig, StreamingEngine
 
 
 class EventActivity(torch.nn.Module):
     """Stand-in model: 'disparity' = 10 where the left camera saw events, else 0 (invalid)."""
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, input_spec: InputSpec = InputSpec()):
         super().__init__()
-        self.delay_s = delay_s
+        self.delay_s, self.input_spec = delay_s, input_spec
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         if self.delay_s:
@@ -26,9 +26,10 @@ class EventActivity(torch.nn.Module):
 
 
 def test_frames_on_gt_timestamps_with_expected_content(random_recording):
-    spec = SampleSpec("counts", bins=2)  # counts: every pixel with an event is non-zero
+    spec = InputSpec("counts", bins=2)  # counts: every pixel with an event is non-zero
     with open_recording(random_recording) as rec:
-        eng = StreamingEngine(rec, EventActivity(), spec, EngineConfig(max_speed=True))
+        eng = StreamingEngine(rec, EventActivity(input_spec=spec), EngineConfig(max_speed=True))
+        assert eng.spec.input == spec and eng.config.window_us == spec.window_us  # read from the model
         frames = list(eng.frames())
         ts = rec.gt_timestamps()
         start = rec.time_span()[0]
@@ -51,21 +52,21 @@ def test_regular_grid_and_limits(random_recording):
     with open_recording(random_recording) as rec:
         start = rec.time_span()[0]
         cfg = EngineConfig(stride_us=20_000, max_speed=True, max_frames=7)
-        frames = list(StreamingEngine(rec, EventActivity(), SampleSpec(), cfg).frames())
+        frames = list(StreamingEngine(rec, EventActivity(), cfg).frames())
         assert [f.t_us for f in frames] == [start + 50_000 + 20_000 * i for i in range(7)]
 
 
 def test_real_time_pacing_skips_when_the_model_is_slow(random_recording):
     with open_recording(random_recording) as rec:
         # windows 200 ms apart: room enough for a fast model to keep pace on a busy shared machine
-        fast = StreamingEngine(rec, EventActivity(), SampleSpec(), EngineConfig(stride_us=200_000, max_frames=6))
+        fast = StreamingEngine(rec, EventActivity(), EngineConfig(stride_us=200_000, max_frames=6))
         t = time.perf_counter()
         n_fast = len(list(fast.frames()))
         took = time.perf_counter() - t
         assert n_fast == 6 and fast.stats.skipped == 0
         assert took >= 0.95  # paced: 6 windows 200 ms apart take about 1 s of wall time
 
-        slow = StreamingEngine(rec, EventActivity(delay_s=0.13), SampleSpec(), EngineConfig(stride_us=50_000, max_frames=20))
+        slow = StreamingEngine(rec, EventActivity(delay_s=0.13), EngineConfig(stride_us=50_000, max_frames=20))
         frames = list(slow.frames())
         assert slow.stats.skipped > 0
         assert len(frames) + slow.stats.skipped == 20  # every window is either produced or counted

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from conftest import ROOT
-from evstereo.datasets import open_recording
-from evstereo.inference.headless import frame_stem
+from evstereo.recordings import open_recording
+from evstereo.live.outputs import frame_stem
 from evstereo.models import build_stereo_net, save_checkpoint
 from evstereo.viz.colors import LEGEND_WIDTH
 

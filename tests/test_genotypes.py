@@ -29,6 +29,22 @@ def test_invalid_genotypes_are_refused(tmp_path):
         Genotype.load(bad)
 
 
+def test_resolve_takes_every_way_a_config_names_a_genotype(tmp_path, monkeypatch):
+    other = Genotype(REFERENCE.feature_cell, (0, 0), REFERENCE.matching_cell, (1, 0))
+    (tmp_path / "cfg").mkdir()
+    other.save(tmp_path / "cfg" / "g.yaml")
+    assert Genotype.resolve("reference") is REFERENCE and Genotype.resolve(None) is REFERENCE
+    assert Genotype.resolve(other) is other
+    assert Genotype.resolve(other.to_data()) == other
+    assert Genotype.resolve("g.yaml", tmp_path / "cfg") == other  # relative to the config's folder
+    monkeypatch.chdir(tmp_path)
+    assert Genotype.resolve("cfg/g.yaml", tmp_path / "elsewhere") == other  # else relative to the cwd
+    with pytest.raises(InputError, match="missing.yaml.*does not exist"):
+        Genotype.resolve("missing.yaml", tmp_path / "cfg")
+    with pytest.raises(TypeError, match="not 3"):
+        Genotype.resolve(3)
+
+
 def test_decode_cell_takes_top_two_edges_per_node():
     alphas = np.zeros((NUM_EDGES, len(PRIMITIVES)))
     sk, b3, b5 = (PRIMITIVES.index(p) for p in ("skip_connect", "snn_b3", "snn_b5"))

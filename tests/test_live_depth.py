@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from conftest import DVS128_NPZ, ROOT
-from evstereo.datasets import open_recording
-from evstereo.inference.headless import HeadlessOutputs, frame_stem
+from evstereo.recordings import open_recording
+from evstereo.live.outputs import HeadlessOutputs, frame_stem
 from evstereo.runtime import keep_freed_memory
 from evstereo.viz.pointcloud import read_ply
-from evstereo.viz.viewer import (KEYS, LEGEND_WIDTH, PlaybackControl, RunningMetrics, compose_view,
-                                 view_layout)
+from evstereo.live.controls import PlaybackControl, RunningMetrics
+from evstereo.viz.viewer import KEYS, LEGEND_WIDTH, compose_view, view_layout
 from xvfb import content_box, grab_screen, xvfb  # noqa: F401  (xvfb is a fixture)
 
 H, W = 260, 346
@@ -170,12 +170,12 @@ def test_missing_checkpoint_is_a_clear_error(random_recording, tmp_path, capsys)
 
 
 def test_keys_act_on_the_run_and_snapshot_writes_png_and_ply(random_recording, tmp_path, capsys):
-    from apps.live_depth import LiveRun, _Quit, build_model, build_parser
+    from evstereo.live import LiveOptions, LiveSession, Quit, build_model
 
-    args = build_parser().parse_args([str(random_recording), "--out", str(tmp_path / "snaps")])
-    model, name = build_model(args)
+    options = LiveOptions(out=tmp_path / "snaps")
+    model, name = build_model()  # the shipped network
     with open_recording(random_recording) as rec:
-        run = LiveRun(args, rec, model, name, headless=True)
+        run = LiveSession(options, rec, model, name, headless=True)
         frame = next(iter(run.engine.frames()))
         run.last = (frame, run.compose(frame))
         assert run.handle("pause") and run.control.paused
@@ -184,9 +184,9 @@ def test_keys_act_on_the_run_and_snapshot_writes_png_and_ply(random_recording, t
         assert "speed x2" in " ".join(run.overlay(frame))
         assert not run.handle("step")  # a step is served by the paused loop, not here
         run.handle("snapshot")
-        with pytest.raises(_Quit):
+        with pytest.raises(Quit):
             run.handle("quit")
-        run.args.max_speed = True
+        run.options.max_speed = True
         assert not run.handle("slower") and run.control.rate == 2.0  # ignored at --max-speed
     png = tmp_path / "snaps" / f"snapshot_{frame_stem(frame.t_us)}.png"
     assert cv2.imread(str(png)).shape == run.last[1].shape
@@ -425,7 +425,7 @@ def test_headless_writer_errors_surface_and_the_outputs_are_still_finalised(tmp_
 def test_a_video_that_does_not_play_back_is_not_published(tmp_path, monkeypatch):
     """OpenCV's VideoWriter fails silently (a full disk, a codec): close() reopens the file, and a
     video that does not play back every frame is removed, its error in timings.json and raised."""
-    import evstereo.inference.headless as headless
+    import evstereo.live.outputs as headless
 
     real = cv2.VideoWriter
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import REAL_CALIB
-from evstereo.datasets import open_recording
-from evstereo.datasets.mvsec import MVSECRecording
-from evstereo.datasets.mvsec_writer import MVSECWriter
 from evstereo.errors import InputError
 from evstereo.events.arrays import seconds_to_us
 from evstereo.geometry import depth_to_disparity, load_calibration
+from evstereo.recordings import open_recording
+from evstereo.recordings.mvsec import MVSECRecording
+from evstereo.recordings.mvsec_writer import MVSECWriter
 
 
 def _all_events(path, cam):

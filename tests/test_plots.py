@@ -18,7 +18,8 @@ import pytest
 
 from evstereo.search.decode import NUM_EDGES, decode_cell, viterbi_path
 from evstereo.search.genotypes import NUM_LEVELS, PRIMITIVES, REFERENCE, Genotype
-from evstereo.viz.search_plots import draw_genotype, level_marginals, load_genotype, move_probabilities, plot_search
+from evstereo.viz.architecture_plots import draw_genotype, load_genotype
+from evstereo.viz.search_plots import plot_search
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +123,18 @@ def test_plot_search_one_epoch_other_depths_and_empty(tmp_path):
     assert len(list((tmp_path / "one").glob("*.png"))) == 4
 
 
-def test_level_marginals_match_the_trellis():
+def test_level_marginals_the_plots_draw_are_the_trellis_ones():
+    """betas.png and paths.png draw the trellis's own marginals (no numpy twin in viz)."""
     torch = pytest.importorskip("torch")
     from evstereo.search import trellis
+    from evstereo.viz import search_plots
 
     betas = np.random.default_rng(3).normal(0, 1, (5, NUM_LEVELS, 3))
     t = torch.tensor(betas, dtype=torch.float64)
-    np.testing.assert_allclose(move_probabilities(betas), trellis.move_probabilities(t).numpy(), atol=1e-12)
-    marg = level_marginals(betas)
+    probs = trellis.move_probabilities(t).numpy()
+    np.testing.assert_allclose(probs.sum(-1), 1.0)
+    assert probs[:, 0, 0].sum() == 0 and probs[:, NUM_LEVELS - 1, 2].sum() == 0  # no move off the trellis
+    marg = search_plots._marginals(betas.tolist())
     np.testing.assert_allclose(marg, trellis.level_marginals(t).numpy(), atol=1e-12)
     np.testing.assert_allclose(marg.sum(1), 1.0)
     assert marg[0, 2:].sum() == 0  # the first layer can only be at 1/3 or 1/6
@@ -209,7 +214,7 @@ def test_train_app_writes_its_plots(tmp_path):
 
 def test_viz_plots_keep_the_layering():
     """viz never imports training, and the plot modules leave pyplot (global state) alone."""
-    code = ("import sys, evstereo.viz.search_plots, evstereo.viz.training_plots; "
+    code = ("import sys, evstereo.viz.search_plots, evstereo.viz.training_plots, evstereo.viz.architecture_plots; "
             "bad = [m for m in sys.modules if m.startswith('evstereo.training') or m == 'matplotlib.pyplot']; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

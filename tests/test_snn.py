@@ -213,20 +213,20 @@ def test_compiled_kernels_match_eager():
 
 
 def test_auto_backend_falls_back_to_eager_when_compilation_fails(monkeypatch):
-    from evstereo.snn import neuron
+    from evstereo.snn import lif_kernels
 
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(neuron, "COMPILE_MIN_NUMEL", 1)
-    monkeypatch.setattr(neuron, "_kernel_cache", {})
-    monkeypatch.setattr(neuron, "_compile_failed", False)
-    monkeypatch.setattr(neuron, "_backend", "auto")
+    monkeypatch.setattr(lif_kernels, "COMPILE_MIN_NUMEL", 1)
+    monkeypatch.setattr(lif_kernels, "_kernel_cache", {})
+    monkeypatch.setattr(lif_kernels, "_compile_failed", False)
+    monkeypatch.setattr(lif_kernels, "_backend", "auto")
     x = torch.rand(1, 3, 2, 4)
     with pytest.warns(RuntimeWarning, match="eager"):
         out = lif_multistep(x)
-    assert torch.equal(out, naive_lif(x, 0.2)) and neuron._compile_failed
+    assert torch.equal(out, naive_lif(x, 0.2)) and lif_kernels._compile_failed
     set_backend("compile")
     with pytest.raises(RuntimeError, match="compiler"):
         lif_multistep(x)

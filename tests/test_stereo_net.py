@@ -24,7 +24,7 @@ def test_reference_network_on_a_full_mvsec_frame():
     net = build_stereo_net(ROOT / "configs" / "model" / "reference.yaml").eval()
     assert net.genotype == REFERENCE and net.max_disparity == 63
     assert net.time_steps == 1 and net.in_channels == 5
-    assert net.input_spec == {"representation": "sbt", "bins": 5, "time_steps": 1, "window_us": 50_000}
+    assert net.input_spec.as_dict() == {"representation": "sbt", "bins": 5, "time_steps": 1, "window_us": 50_000}
     with torch.no_grad():
         d = net(_events(1, 1, 5, 260, 346), _events(1, 1, 5, 260, 346, seed=1))
     assert d.shape == (1, 260, 346) and d.dtype == torch.float32
@@ -56,6 +56,23 @@ def test_supernet_forward_backward_decodes_to_a_working_network():
     derived = build_stereo_net({"genotype": g.to_data(), **SMALL})
     out = derived(left, right)
     assert out.shape == (1, 48, 72) and 0 <= out.min() and out.max() <= 24
+
+
+def test_supernet_and_derived_network_share_their_construction():
+    """Same config, time constants, neurons and stems: only the cells differ."""
+    from evstereo.models.search_net import SearchStereoNet
+    from evstereo.models.stereo_net import StereoBase, StereoNet
+
+    sup = build_search_net({**SMALL, "feature_layers": 2, "matching_layers": 3})
+    net = build_stereo_net({"genotype": "reference", **SMALL})
+    assert isinstance(sup, SearchStereoNet) and isinstance(net, StereoNet)
+    assert isinstance(sup, StereoBase) and isinstance(net, StereoBase) and not isinstance(sup, StereoNet)
+
+    def stems(model):
+        return {k: v.shape for k, v in model.state_dict().items() if ".stem" in k or k.startswith("time_constants")}
+
+    assert stems(sup) == stems(net) and stems(net)
+    assert sup.input_spec == net.input_spec and sup.config == net.config
 
 
 def _search_arch(weight: float, steps: int = 20):

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from evstereo.datasets.mvsec_writer import calibration_file, companion_paths
+from evstereo.recordings.mvsec_writer import calibration_file, companion_paths
 from evstereo.events.rectify import rectify_events
 from evstereo.geometry import CAMERAS, load_calibration, load_camchain
 from evstereo.simulation import DEFAULT_CALIBRATION, synthesize

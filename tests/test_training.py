@@ -178,3 +178,37 @@ def test_killed_mid_epoch_resumes_with_the_whole_history(tmp_path, synth_pair):
     assert [int(r["epoch"]) for r in train_rows] == [e for e in range(3) for _ in range(8)]
     assert [int(r["epoch"]) for r in rows if r.get("val/mean_disparity_error")] == [0, 1, 2]
     assert (tmp_path / "run" / "plots" / "curves.png").is_file() and (tmp_path / "run" / "plots" / "dgs.png").is_file()
+
+
+def test_modules_take_objects_once_and_keep_plain_hyperparameters():
+    """The config and genotype arrive as objects; only the hyper-parameters hold them as data
+    (what Lightning saves, and passes back as keyword arguments when it rebuilds a module)."""
+    from evstereo.models import NetConfig
+    from evstereo.search.genotypes import REFERENCE
+    from evstereo.training.modules import StereoSearchModule, StereoTrainModule
+
+    cfg = NetConfig(max_disparity=9, feature_filters=2, matching_filters=2)
+    module = StereoTrainModule(net=cfg, genotype=REFERENCE, log_energy=False)
+    assert module.model.genotype is REFERENCE and module.model.config is cfg
+    hp = dict(module.hparams)
+    assert hp["net"] == cfg.as_dict() and hp["genotype"] == REFERENCE.to_data()
+    again = StereoTrainModule(**hp)  # as load_from_checkpoint does
+    assert again.model.genotype == REFERENCE and again.model.config == cfg
+    search = StereoSearchModule(net=cfg, feature_layers=1, matching_layers=2)
+    assert search.model.config is cfg and search.hparams["net"] == cfg.as_dict()
+    assert StereoSearchModule(**dict(search.hparams)).model.config == cfg
+
+
+def test_run_config_model_genotype_path_is_relative_to_the_model_file(tmp_path, monkeypatch):
+    from evstereo.search.genotypes import REFERENCE
+    from evstereo.training.runner import load_run_config, model_options
+
+    other = Genotype(REFERENCE.feature_cell, (0, 0), REFERENCE.matching_cell, (1, 0))
+    (tmp_path / "models").mkdir()
+    other.save(tmp_path / "models" / "g.yaml")
+    (tmp_path / "models" / "m.yaml").write_text("genotype: g.yaml\nmax_disparity: 12\n")
+    (tmp_path / "run.yaml").write_text(f"model: {tmp_path / 'models' / 'm.yaml'}\n")
+    monkeypatch.chdir(ROOT)  # neither the cwd nor the run config's folder holds g.yaml
+    for overrides in ([], ["model.max_disparity=15"]):  # an override turns the model file into a mapping
+        net, genotype = model_options(load_run_config(tmp_path / "run.yaml", overrides))
+        assert genotype == other and net.max_disparity == (15 if overrides else 12)

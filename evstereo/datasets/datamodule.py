@@ -24,7 +24,7 @@ import numpy as np
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from evstereo.datasets.prepared import cache_key, prepare_recording, valid_frames
+from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
 from evstereo.datasets.splits import mvsec_split
 from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
@@ -97,7 +97,7 @@ class StereoDataModule(L.LightningDataModule):
 
     def _check_crop(self) -> None:
         # here rather than in the first training batch, deep inside the fit loop
-        from evstereo.datasets import open_recording
+        from evstereo.recordings import open_recording
 
         ch, cw = self.crop
         for path, _ in self.items["train"]:
@@ -107,12 +107,7 @@ class StereoDataModule(L.LightningDataModule):
                                            f"{rec.height}x{rec.width} sensor")
 
     def _cache_path(self, path: Path, frames: np.ndarray | None, right_gt: bool) -> Path:
-        from evstereo.datasets import open_recording
-
-        if frames is None:
-            with open_recording(path) as rec:
-                frames = valid_frames(rec, self.spec)
-        return self.cache_dir / f"{path.stem}-{cache_key(path, frames, self.spec, right_gt)}.h5"
+        return cache_path(self.cache_dir, path, self.spec, frames, right_gt)  # the name data_tools.prepare writes
 
     def prepare_data(self) -> None:
         if self.cache_dir is None:

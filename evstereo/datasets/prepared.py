@@ -1,12 +1,14 @@
 """Cache of per-frame representations for fast training (``data_tools.prepare``).
 
-One HDF5 file per (recording, frames, SampleSpec): ``left``/``right`` [N, T, C, H, W]
-(int8 for sbt/spikes, float16 for voxel/counts, LZF-compressed, one chunk per frame),
-``disparity`` [N, H, W] float32 (0 invalid), ``valid`` bool, optional ``disparity_right``/
-``valid_right``, ``frames`` and ``t_us``. The file is filled under a ``.partial`` name whose
-``done`` attribute counts finished frames, so an interrupted (or killed) run resumes where it
-stopped; the final name appears only when every frame is written. A partial or finished file
-that is damaged (cut short, unreadable) is detected and rebuilt, never reused or crashed on.
+One HDF5 file per (recording, frames, SampleSpec), named by :func:`cache_path`
+(``<stem>-<key>.h5``: ``data_tools.prepare`` writes that name and the DataModule reads it):
+``left``/``right`` [N, T, C, H, W] (int8 for sbt/spikes, float16 for voxel/counts,
+LZF-compressed, one chunk per frame), ``disparity`` [N, H, W] float32 (0 invalid), ``valid``
+bool, optional ``disparity_right``/``valid_right``, ``frames`` and ``t_us``. The file is
+filled under a ``.partial`` name whose ``done`` attribute counts finished frames, so an
+interrupted (or killed) run resumes where it stopped; the final name appears only when every
+frame is written. A partial or finished file that is damaged (cut short, unreadable) is
+detected and rebuilt, never reused or crashed on.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from evstereo.datasets import open_recording
-from evstereo.datasets.mvsec_writer import disk_error
 from evstereo.datasets.samples import SampleSpec, make_sample
 from evstereo.errors import InputError
 from evstereo.fileio import check_writable
+from evstereo.recordings import open_recording
+from evstereo.recordings.mvsec_writer import discard_hdf5, disk_error
 
 _INT8_KINDS = ("sbt", "spikes")
 
@@ -47,6 +49,23 @@ def cache_key(source: str | os.PathLike, frames: np.ndarray, spec: SampleSpec, w
     h.update(json.dumps(spec.as_dict(), sort_keys=True).encode())
     h.update(b"R" if with_right_gt else b"-")
     return h.hexdigest()[:12]
+
+
+def cache_path(folder: str | os.PathLike, source: str | os.PathLike, spec: SampleSpec,
+               frames: np.ndarray | None = None, with_right_gt: bool = False) -> Path:
+    """The one name of a cache file: ``folder/<source stem>-<cache_key>.h5``.
+
+    ``data_tools.prepare`` writes this name and the DataModule (``data.cache_dir``) looks for
+    it, so a cache prepared beforehand is what training reads. ``frames`` None means every
+    frame with a full window (``valid_frames``, opening the recording to find them), as both
+    use for a list of recordings. The key covers the resolved source path, the frames, the
+    spec and ``with_right_gt`` (training asks for the right GT on training recordings when
+    ``flip`` > 0: prepare those with ``--right-gt``).
+    """
+    if frames is None:
+        with open_recording(source) as rec:
+            frames = valid_frames(rec, spec)
+    return Path(folder) / f"{Path(source).stem}-{cache_key(source, frames, spec, with_right_gt)}.h5"
 
 
 def _create(f: h5py.File, n: int, shape_tchw: tuple, spec: SampleSpec, right_gt: bool) -> None:
@@ -89,24 +108,6 @@ def cache_state(path: Path, key: str, n: int, right_gt: bool) -> tuple[str, int]
             return "ok", done
     except (OSError, RuntimeError, KeyError, ValueError, TypeError):
         return "damaged", 0
-
-
-def _discard(f: h5py.File | None, path: Path) -> None:
-    """Close (however it went) and delete a cache file; emptying it first frees the space a
-    full disk needs for HDF5's last writes, so no file is left open at interpreter exit."""
-    try:
-        os.truncate(path, 0)
-    except OSError:
-        pass
-    if f is not None:
-        for _ in range(2):
-            try:
-                if f.id.valid:
-                    f.close()
-                break
-            except Exception:  # noqa: BLE001  (HDF5 errors come as several types)
-                continue
-    path.unlink(missing_ok=True)
 
 
 def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: SampleSpec,
@@ -186,7 +187,7 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
                 except Exception:  # noqa: BLE001  (HDF5 errors come as several types)
                     pass
             if not kept:
-                _discard(f, partial)
+                discard_hdf5(f, partial)
             if error is not None:
                 raise error from None
             raise

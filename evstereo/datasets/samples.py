@@ -1,7 +1,10 @@
 """One stereo training/evaluation sample: events of (t - window, t] -> representation tensors + GT.
 
-``SampleSpec`` fixes the representation (kind, bins, time steps, window); ``make_sample``
-turns a Recording and a GT frame index into numpy arrays:
+``SampleSpec`` is a network's ``InputSpec`` (``evstereo.events.input_spec``: representation,
+bins, time steps, window; build it with ``SampleSpec.for_input(model.input_spec)``) plus what
+the ground truth needs: ``gt_max_disparity``, the protocol's validity cap (MVSEC: 36.3 px;
+larger GT disparities are invalid, whatever range the network predicts), and the optional
+``disparity_quantum``. ``make_sample`` turns a Recording and a GT frame index into numpy arrays:
 ``left``/``right`` [T, C, H, W] float32, ``disparity`` [H, W] float32 (0 where invalid),
 ``valid`` [H, W] bool, and ``disparity_right`` when the right GT exists (flip augmentation).
 The live engine uses ``represent`` with the same spec, so training and inference agree.
@@ -9,48 +12,40 @@ The live engine uses ``represent`` with the same spec, so training and inference
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from evstereo import events as ev
-from evstereo.datasets.recording import MVSEC_MAX_VALID_DISPARITY, Recording
+from evstereo.recordings.recording import MVSEC_MAX_VALID_DISPARITY, Recording
+from evstereo.events.input_spec import REPRESENTATIONS, InputSpec
 from evstereo.geometry import depth_to_disparity
 
-REPRESENTATIONS = ("sbt", "voxel", "counts", "spikes")
+__all__ = ["REPRESENTATIONS", "SampleSpec", "represent", "gt_disparity", "window_bounds", "make_sample"]
 
 
 @dataclass(frozen=True)
-class SampleSpec:
-    """How events become network input. [T, C, H, W]: sbt/voxel give C = bins / T; counts/spikes give T = bins, C = 2."""
+class SampleSpec(InputSpec):
+    """A network's input (the ``InputSpec`` fields) plus the ground truth's validity rules."""
 
-    representation: str = "sbt"
-    bins: int = 5
-    time_steps: int = 1
-    window_us: int = 50_000
-    max_disparity: float | None = MVSEC_MAX_VALID_DISPARITY  # larger GT disparities are invalid
+    gt_max_disparity: float | None = MVSEC_MAX_VALID_DISPARITY  # larger GT disparities are invalid
     disparity_quantum: int | None = None  # e.g. 7: peers round GT disparity to 1/7 px
 
-    def __post_init__(self) -> None:
-        if self.representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {REPRESENTATIONS}, not {self.representation!r}")
-        if self.representation in ("sbt", "voxel") and self.bins % self.time_steps:
-            raise ValueError(f"bins ({self.bins}) must be a multiple of time_steps ({self.time_steps})")
+    @classmethod
+    def for_input(cls, spec: InputSpec, **ground_truth) -> "SampleSpec":
+        """The samples of a network's input ``spec``; ``ground_truth``: gt_max_disparity, disparity_quantum."""
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(InputSpec)}, **ground_truth)
 
     @property
-    def shape_tc(self) -> tuple[int, int]:
-        if self.representation in ("counts", "spikes"):
-            return self.bins, 2
-        return self.time_steps, self.bins // self.time_steps
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def input(self) -> InputSpec:
+        """The network-input part alone."""
+        return InputSpec(**{f.name: getattr(self, f.name) for f in fields(InputSpec)})
 
 
 _FUNCS = {"sbt": "sbt", "voxel": "voxel_grid", "counts": "event_counts", "spikes": "spike_tensor"}
 
 
-def represent(events: ev.Events, spec: SampleSpec, height: int, width: int, t_start: int, t_end: int) -> np.ndarray:
+def represent(events: ev.Events, spec: InputSpec, height: int, width: int, t_start: int, t_end: int) -> np.ndarray:
     """Events of one camera -> [T, C, H, W] float32 with the window bounds shared by both cameras."""
     fn = getattr(ev, _FUNCS[spec.representation])
     out = fn(events.x, events.y, events.t, events.p, spec.bins, height, width, t_start=t_start, t_end=t_end)
@@ -63,12 +58,12 @@ def gt_disparity(disparity: np.ndarray, spec: SampleSpec) -> tuple[np.ndarray, n
     if spec.disparity_quantum:
         d = np.round(d * spec.disparity_quantum) / spec.disparity_quantum
     valid = np.isfinite(d) & (d > 0)
-    if spec.max_disparity is not None:
-        valid &= d <= spec.max_disparity
+    if spec.gt_max_disparity is not None:
+        valid &= d <= spec.gt_max_disparity
     return np.where(valid, d, 0).astype(np.float32), valid
 
 
-def window_bounds(t_us: int, spec: SampleSpec) -> tuple[int, int]:
+def window_bounds(t_us: int, spec: InputSpec) -> tuple[int, int]:
     """The sample window (t - window, t] for a GT timestamp."""
     return int(t_us) - spec.window_us, int(t_us)
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from evstereo.datasets import open_recording
 from evstereo.datasets.prepared import valid_frames
 from evstereo.datasets.samples import SampleSpec, make_sample
 from evstereo.errors import InputError
+from evstereo.recordings import open_recording
 
 _KEYS = ("left", "right", "disparity", "valid")
 

@@ -6,20 +6,26 @@ window and counts the skipped ones; with ``max_speed`` it processes every window
 it can. Windows end on the recording's GT timestamps when it has GT (so predictions can be
 scored) or on a regular grid of ``stride_us``. It reads one window at a time, so memory stays
 flat however long the recording is. Per-stage timings are kept for every frame.
+
+The model's input comes from the model: ``model.input_spec`` (an ``InputSpec``: representation,
+bins, time steps, window); ``EngineConfig.window_us`` overrides only the window (None: the
+network's). GT disparities are masked with ``SampleSpec``'s ground-truth rules
+(``gt_max_disparity``), which belong to the data, not to the network.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 
-from evstereo.datasets.recording import Recording
+from evstereo.recordings.recording import Recording
 from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
 from evstereo.events.arrays import Events
+from evstereo.events.input_spec import InputSpec
 from evstereo.geometry import disparity_to_depth
 from evstereo.inference.readout import FusedReadoutNet
 
@@ -28,7 +34,7 @@ STAGES = ("read", "represent", "model", "post")
 
 @dataclass
 class EngineConfig:
-    window_us: int = 50_000
+    window_us: int | None = None  # None: the network's window (model.input_spec.window_us)
     stride_us: int | None = None  # None: GT timestamps when the recording has GT, else window_us
     max_speed: bool = False
     speed: float = 1.0  # replay speed factor at real-time pace
@@ -82,16 +88,30 @@ class EngineStats:
         }
 
 
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+class Model(Protocol):
+    """What the engine runs: forward(left, right) -> [B, H, W] disparity, and the input it needs."""
+
+    input_spec: InputSpec
+
+    def __call__(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor: ...
 
 
 class StreamingEngine:
-    """Replays ``recording`` through ``model`` (forward(left, right) -> [B, H, W] disparity)."""
+    """Replays ``recording`` through ``model`` (forward(left, right) -> [B, H, W] disparity).
 
-    def __init__(self, recording: Recording, model: Model, spec: SampleSpec, config: EngineConfig | None = None,
+    ``spec`` (a ``SampleSpec``) is the model's ``input_spec`` with the configured window and the
+    ground truth's rules; ``config.window_us`` is filled in with the window used.
+    """
+
+    def __init__(self, recording: Recording, model: Model, config: EngineConfig | None = None,
                  clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep):
-        self.rec, self.spec = recording, spec
-        self.config = config or EngineConfig(window_us=spec.window_us)
+        self.rec = recording
+        config = config or EngineConfig()
+        spec = model.input_spec
+        if config.window_us is not None:
+            spec = replace(spec, window_us=int(config.window_us))
+        self.spec = SampleSpec.for_input(spec)
+        self.config = replace(config, window_us=self.spec.window_us)
         self.clock, self.sleep = clock, sleep
         self.device = torch.device(self.config.device)
         if isinstance(model, torch.nn.Module):

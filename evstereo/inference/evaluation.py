@@ -6,7 +6,9 @@ recordings, every GT frame whose whole window lies inside the recording. ``plan_
 checks every recording before any model runs: it has ground truth, its events overlap the
 ground-truth times (else an InputError naming the file and both time ranges), and the frames
 to score hold at least one valid ground-truth pixel (else an InputError naming the GT file).
-Each frame's input is built exactly as in training (``make_sample``), the metrics come from
+Each frame's input is built exactly as in training (``make_sample``) from the model's own
+``input_spec`` (``SampleSpec.for_input(model.input_spec)``: the GT validity cap is the
+protocol's ``gt_max_disparity``, not the network's range), the metrics come from
 ``evstereo.metrics`` (per frame, then averaged over frames; names and units
 ``METRIC_NAMES``/``METRIC_UNITS``), the energy per frame from ``EnergyMeter`` on the first
 frames, and frames/s from the model's forward time alone.
@@ -24,12 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evstereo.datasets import open_recording
+from evstereo.recordings import open_recording
 from evstereo.datasets.prepared import valid_frames
-from evstereo.datasets.recording import Recording
+from evstereo.recordings.recording import Recording
 from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
 from evstereo.datasets.splits import mvsec_split
 from evstereo.errors import InputError
+from evstereo.inference.engine import Model
 from evstereo.metrics import MetricAccumulator
 from evstereo.snn import EnergyMeter
 
@@ -128,7 +131,7 @@ def _check_ground_truth(rec: Recording, frames: np.ndarray, spec: SampleSpec) ->
         if gt_disparity(rec.disparity(int(i)), spec)[1].any():
             return
     gt_file = getattr(rec, "gt_path", None) or rec.path
-    limit = f", disparity <= {spec.max_disparity:g} px" if spec.max_disparity is not None else ""
+    limit = f", disparity <= {spec.gt_max_disparity:g} px" if spec.gt_max_disparity is not None else ""
     raise InputError(gt_file, f"ground truth has no valid pixel (finite, positive depth{limit}) in any of the "
                               f"{len(frames)} frames to evaluate")
 
@@ -162,11 +165,13 @@ def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float |
                 yield str(path), rec.fB, make_sample(rec, int(i), spec)
 
 
-def evaluate(model: Callable, spec: SampleSpec, plan: Items, energy_frames: int = 5,
+def evaluate(model: Model, plan: Items, energy_frames: int = 5,
              on_frame: Callable[[EvalFrame], None] | None = None, device: str | torch.device = "cpu",
              progress: str | None = None) -> EvalResult:
-    """Run ``model`` over the frames of ``plan`` (from ``plan_frames``); ``on_frame`` sees every
-    prediction; ``progress``: the label of a progress bar on stderr (None: no bar)."""
+    """Run ``model`` over the frames of ``plan`` (from ``plan_frames``), its input built from
+    ``model.input_spec``; ``on_frame`` sees every prediction; ``progress``: the label of a
+    progress bar on stderr (None: no bar)."""
+    spec = SampleSpec.for_input(model.input_spec)
     acc = MetricAccumulator()
     energies: list[dict] = []
     times: list[float] = []

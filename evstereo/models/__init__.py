@@ -6,6 +6,8 @@
     max_disparity: 63              # ... any NetConfig field
     in_channels: 5
 
+``model_parts(config)`` gives the (NetConfig, Genotype) pair such a config describes (the
+genotype through ``Genotype.resolve``, relative to the config file's folder).
 ``build_search_net(config)`` builds the supernet (``feature_layers``/``matching_layers``
 instead of ``genotype``). ``save_checkpoint``/``load_checkpoint`` store a network with its
 config and genotype so it can be rebuilt without the config file.
@@ -22,13 +24,15 @@ from typing import Any
 import torch
 
 from evstereo.errors import InputError
+from evstereo.resources import find_config
 from evstereo.fileio import atomic_path, read_yaml
+from evstereo.models.search_net import SearchStereoNet
 from evstereo.models.sgbm import SGBMStereo
-from evstereo.models.stereo_net import NetConfig, SearchStereoNet, StereoNet
-from evstereo.search.genotypes import REFERENCE, Genotype
+from evstereo.models.stereo_net import NetConfig, StereoNet
+from evstereo.search.genotypes import Genotype
 
 __all__ = ["NetConfig", "SGBMStereo", "SearchStereoNet", "StereoNet", "build_search_net", "build_stereo_net",
-           "load_checkpoint", "read_checkpoint_file", "save_checkpoint", "shipped_checkpoint"]
+           "load_checkpoint", "model_parts", "read_checkpoint_file", "save_checkpoint", "shipped_checkpoint"]
 
 CHECKPOINT_FORMAT = "evstereo-stereonet-1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fast.pt"
@@ -45,7 +49,7 @@ _NET_FIELDS = {f.name for f in fields(NetConfig)}
 def read_config(config: dict | str | os.PathLike) -> tuple[dict, Path | None]:
     if isinstance(config, dict):
         return dict(config), None
-    path = Path(config)
+    path = find_config(config)  # README paths (configs/model/...) also work outside the checkout
     data = read_yaml(path, "model config")
     if not isinstance(data, dict):
         raise InputError(path, "model config must be a mapping of options")
@@ -63,29 +67,24 @@ def net_config(data: dict, source=None) -> NetConfig:
         raise InputError(source, f"invalid model option ({exc})") from None
 
 
-def resolve_genotype(value, base: Path | None = None) -> Genotype:
-    """'reference', a YAML path (relative to the config file's folder or the cwd), or inline data."""
-    if value is None or value == "reference":
-        return REFERENCE
-    if isinstance(value, Genotype):
-        return value
-    if isinstance(value, dict):
-        return Genotype.from_data(value)
-    path = Path(value)
-    if not path.is_absolute() and base is not None and (base / path).exists():
-        path = base / path
-    return Genotype.load(path)
+def model_parts(config: dict | str | os.PathLike, with_genotype: bool = True) -> tuple[NetConfig, Genotype | None]:
+    """(NetConfig, Genotype) of a model config (dict or YAML path; its ``genotype`` through
+    :meth:`Genotype.resolve`, relative to the file's folder). Bad options are InputErrors."""
+    data, path = read_config(config)
+    net = net_config(data, path)
+    if not with_genotype:
+        return net, None
+    try:
+        genotype = Genotype.resolve(data.get("genotype"), path.parent if path else None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"invalid genotype ({exc})") from None
+    return net, genotype
 
 
 def build_stereo_net(config: dict | str | os.PathLike) -> StereoNet:
     """The derived network described by ``config`` (dict or YAML path)."""
-    data, path = read_config(config)
-    base = path.parent if path else None
-    try:
-        genotype = resolve_genotype(data.get("genotype"), base)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(path, f"invalid genotype ({exc})") from None
-    return StereoNet(genotype, net_config(data, path))
+    net, genotype = model_parts(config)
+    return StereoNet(genotype, net)
 
 
 def build_search_net(config: dict | str | os.PathLike) -> SearchStereoNet:
@@ -120,7 +119,9 @@ def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
+        # torch names the refused class ("unsupported GLOBAL ...", "Unsupported global: ...");
+        # any other unpickling failure is a damaged file
+        if "global" in str(exc).lower():
             raise InputError(path, f"holds arbitrary Python objects, not only data; refused (evstereo reads "
                                    f"{what}s as data and never runs code from them)") from None
         raise InputError(path, f"cannot be read as a {what} (damaged or truncated: {_first_line(exc)})") from None
@@ -159,7 +160,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if genotype is None:
         raise InputError(path, "checkpoint has no genotype")
     try:
-        genotype = resolve_genotype(genotype)
+        genotype = Genotype.resolve(genotype)
     except (InputError, KeyError, TypeError, ValueError) as exc:
         raise InputError(path, f"checkpoint has an invalid genotype ({_first_line(exc)})") from None
     model = StereoNet(genotype, net_config(config, f"{path} (its config)"))

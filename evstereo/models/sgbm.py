@@ -12,6 +12,10 @@ the full disparity range does not fit) are filled per scanline with the *smaller
 nearest valid disparities to their left and right (the background, as the KITTI devkit
 interpolates sparse results), so the output is dense; rows with no valid pixel are 0, which
 downstream code treats as invalid. ``fill="none"`` leaves every invalid pixel at 0 instead.
+
+Like a network it owns its ``input_spec`` (``evstereo.events.input_spec.InputSpec``; default
+SBT, 5 bins, one step, 50 ms): the event tensors it is fed are built from it. Any spec works;
+evaluation passes the network's so that both score the same frames.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import math
 import cv2
 import numpy as np
 import torch
+
+from evstereo.events.input_spec import InputSpec
 
 FILLS = ("background", "none")
 
@@ -68,8 +74,9 @@ def fill_invalid_scanline(disparity: np.ndarray, valid: np.ndarray) -> np.ndarra
 class SGBMStereo(torch.nn.Module):
     """OpenCV StereoSGBM on event images; forward(left, right) -> disparity [B, H, W] in [0, max_disparity].
 
-    Accepts any representation and time steps (``time_steps``/``in_channels`` are None).
-    Runs on the CPU whatever the input device; the result goes back to the input's device.
+    Accepts any representation and time steps (``time_steps``/``in_channels`` are None);
+    ``input_spec`` says which it is fed. ``max_disparity`` is its search range in px. Runs on
+    the CPU whatever the input device; the result goes back to the input's device.
     """
 
     time_steps = None
@@ -79,8 +86,10 @@ class SGBMStereo(torch.nn.Module):
     # fill help most on sparse event images (mean error 2.9 -> 1.4 px against no fill).
     def __init__(self, max_disparity: int = 63, block_size: int = 9, blur_sigma: float = 1.0,
                  uniqueness_ratio: int = 10, speckle_window: int = 100, speckle_range: int = 2,
-                 disp12_max_diff: int = 1, mode: int = cv2.STEREO_SGBM_MODE_SGBM, fill: str = "background"):
+                 disp12_max_diff: int = 1, mode: int = cv2.STEREO_SGBM_MODE_SGBM, fill: str = "background",
+                 input_spec: InputSpec | None = None):
         super().__init__()
+        self.input_spec = InputSpec() if input_spec is None else input_spec
         if max_disparity < 1:
             raise ValueError("max_disparity must be at least 1")
         if fill not in FILLS:

@@ -1,4 +1,4 @@
-"""The spiking stereo network (LEAStereo-style), derived from a genotype or as the search supernet.
+"""The spiking stereo network (LEAStereo-style) derived from a genotype, and what the supernet shares.
 
 left/right [B, T, C, H, W] -> shared feature net (stem at 1/3, searched 2D cells, output at
 level 0 = 1/3) -> concatenation cost volume over max_disparity/3 levels at 1/3 -> matching net
@@ -10,26 +10,28 @@ names -> "spiking" | "analog" | "readout") says otherwise; the default keeps the
 first convolutions analog, as in the reference code. Neurons have three types with their own
 learnable time constants: ``stem``, ``feature``, ``matching``. Inputs of any size are padded
 to a multiple of the total stride and the output is cropped back. Device and dtype follow
-the inputs.
+the inputs. The search supernet (:mod:`evstereo.models.search_net`) is built by the same
+:class:`StereoBase` from the same stems, with trellises of mixed cells in place of the derived cells.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evstereo.events.input_spec import DEFAULT_WINDOW_US, InputSpec
 from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
 from evstereo.models.heads import HEADS
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
-from evstereo.search.trellis import Trellis
 from evstereo.snn.conv import Conv3d
 from evstereo.snn.layers import set_modes
-from evstereo.snn.neuron import TimeConstants
+from evstereo.snn.time_constants import TimeConstants
 
 
 @dataclass
@@ -44,8 +46,8 @@ class NetConfig:
     decay: dict = field(default_factory=lambda: {"stem": 0.2, "feature": 0.2, "matching": 0.2})
     learn_time_constants: bool = True
     threshold: float = 0.5
-    representation: str = "sbt"  # what the input tensors hold (see evstereo.datasets.samples)
-    window_us: int = 50_000
+    representation: str = "sbt"  # what the input tensors hold (see evstereo.events.input_spec)
+    window_us: int = DEFAULT_WINDOW_US
     modes: dict = field(default_factory=lambda: {"feature_net.stem0": "analog", "feature_net.stem1": "analog"})
 
     def __post_init__(self) -> None:
@@ -69,16 +71,9 @@ class NetConfig:
             raise ValueError("max_disparity must be at least 3")
 
     @property
-    def input_spec(self) -> dict:
-        """Keyword arguments of the SampleSpec that produces this network's input."""
-        if self.representation in ("counts", "spikes"):
-            if self.in_channels != 2:
-                raise ValueError(f"{self.representation} input has 2 channels (polarities), not {self.in_channels}")
-            bins = self.time_steps
-        else:
-            bins = self.in_channels * self.time_steps
-        return {"representation": self.representation, "bins": bins, "time_steps": self.time_steps,
-                "window_us": self.window_us}
+    def input_spec(self) -> InputSpec:
+        """The input this network is built for (representation, bins, time steps, window)."""
+        return InputSpec.for_network(self.representation, self.in_channels, self.time_steps, self.window_us)
 
     @property
     def levels(self) -> int:
@@ -89,19 +84,36 @@ class NetConfig:
         return asdict(self)
 
 
-def _sizes(base: tuple[int, ...], n: int = 4) -> list[tuple[int, ...]]:
+def level_sizes(base: tuple[int, ...], n: int = 4) -> list[tuple[int, ...]]:
+    """Sizes at levels 0..n-1 (each half the previous) from the level-0 size ``base``."""
     return [tuple(v // 2**s for v in base) for s in range(n)]
 
 
-class FeatureNet(nn.Module):
-    """Stem to 1/3, then derived cells along ``path`` (must end at level 0)."""
+class FeatureStem(nn.Module):
+    """The feature nets' common part: the stem to 1/3 (``stem0``..``stem2``), ``stem_channels`` wide.
 
-    def __init__(self, cfg: NetConfig, genotype: Genotype, neurons_stem: Neurons, neurons: Neurons):
+    Subclasses add the cells (derived: :class:`FeatureNet`; searched: the supernet's trellis).
+    """
+
+    def __init__(self, cfg: NetConfig, neurons_stem: Neurons):
         super().__init__()
-        c = NUM_NODES * cfg.feature_filters
+        c = self.stem_channels = NUM_NODES * cfg.feature_filters
         self.stem0 = neurons_stem.conv(cfg.in_channels, max(c // 2, 1), 3, 1, 2)
         self.stem1 = neurons_stem.conv(max(c // 2, 1), c, 3, 3, 2)
         self.stem2 = neurons_stem.conv(c, c, 3, 1, 2)
+
+    def stems(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The two cell inputs (two layers back, previous layer) at 1/3."""
+        s_pp = self.stem1(self.stem0(x))
+        return s_pp, self.stem2(s_pp)
+
+
+class FeatureNet(FeatureStem):
+    """Stem to 1/3, then derived cells along ``path`` (must end at level 0)."""
+
+    def __init__(self, cfg: NetConfig, genotype: Genotype, neurons_stem: Neurons, neurons: Neurons):
+        super().__init__(cfg, neurons_stem)
+        c = self.stem_channels
         self.path = genotype.feature_path
         levels, chans = [0, 0], [c, c]
         self.cells = nn.ModuleList()
@@ -116,22 +128,41 @@ class FeatureNet(nn.Module):
         self.max_level = max([0, *self.path])
 
     def forward(self, x: Tensor) -> Tensor:
-        s_pp = self.stem1(self.stem0(x))
-        s_p = self.stem2(s_pp)
-        sizes = _sizes(tuple(s_p.shape[-2:]))
+        s_pp, s_p = self.stems(x)
+        sizes = level_sizes(tuple(s_p.shape[-2:]))
         for cell in self.cells:
             s_pp, s_p = s_p, cell(s_pp, s_p, sizes[cell.level])
         return self.out(s_p, sizes[0]) if isinstance(self.out, Resample) else s_p
 
 
-class MatchingNet(nn.Module):
+class MatchingStem(nn.Module):
+    """The matching nets' common part: the 3D stem (``stem0``, ``stem1``) and the 1-channel read-out.
+
+    Subclasses add the cells between them (derived: :class:`MatchingNet`; searched: the
+    supernet's trellis) and create ``self.readout`` for their output width with ``_readout``.
+    """
+
+    def __init__(self, cfg: NetConfig, c_in: int, neurons: Neurons):
+        super().__init__()
+        c = self.stem_channels = NUM_NODES * cfg.matching_filters
+        self.stem0 = neurons.conv(c_in, c, 3, 1, 3)
+        self.stem1 = neurons.conv(c, c, 3, 1, 3)
+
+    @staticmethod
+    def _readout(channels: int) -> Conv3d:
+        return Conv3d(channels, 1, 3, 1, 1)
+
+    def read(self, y: Tensor) -> Tensor:
+        """[B, T, C, D, H, W] -> cost [B, D, H, W]: the read-out averaged over T."""
+        return self.readout(y.flatten(0, 1)).unflatten(0, y.shape[:2]).mean(1)[:, 0]
+
+
+class MatchingNet(MatchingStem):
     """3D stem on the cost volume, derived 3D cells along ``path``, 1-channel read-out at level 0."""
 
     def __init__(self, cfg: NetConfig, genotype: Genotype, c_in: int, neurons: Neurons):
-        super().__init__()
-        c = NUM_NODES * cfg.matching_filters
-        self.stem0 = neurons.conv(c_in, c, 3, 1, 3)
-        self.stem1 = neurons.conv(c, c, 3, 1, 3)
+        super().__init__(cfg, c_in, neurons)
+        c = self.stem_channels
         self.path = genotype.matching_path
         levels, chans = [0, 0], [c, c]
         self.cells = nn.ModuleList()
@@ -142,7 +173,7 @@ class MatchingNet(nn.Module):
             levels.append(level)
             chans.append(cell.out_channels)
         self.up = Resample(chans[-1], c, levels[-1], 0, 3, neurons) if levels[-1] != 0 else None
-        self.readout = Conv3d(c if self.up is not None else chans[-1], 1, 3, 1, 1)
+        self.readout = self._readout(c if self.up is not None else chans[-1])
         self.max_level = max([0, *self.path])
 
     def forward(self, volume: Tensor) -> Tensor:
@@ -162,13 +193,12 @@ class MatchingNet(nn.Module):
 
     def _from_stem(self, s_pp: Tensor) -> Tensor:
         s_p = self.stem1(s_pp)
-        sizes = _sizes(tuple(s_p.shape[-3:]))
+        sizes = level_sizes(tuple(s_p.shape[-3:]))
         for cell in self.cells:
             s_pp, s_p = s_p, cell(s_pp, s_p, sizes[cell.level])
         if self.up is not None:
             s_p = self.up(s_p, sizes[0])
-        y = self.readout(s_p.flatten(0, 1)).unflatten(0, s_p.shape[:2])
-        return y.mean(1)[:, 0]
+        return self.read(s_p)
 
 
 def _unhooked(module: nn.Module) -> bool:
@@ -179,20 +209,27 @@ def _unhooked(module: nn.Module) -> bool:
                 or _m._global_forward_pre_hooks)
 
 
-class StereoNet(nn.Module):
-    """The derived spiking stereo network. forward(left, right) -> disparity [B, H, W] in px."""
+FeatureFactory = Callable[[NetConfig, Neurons, Neurons], FeatureStem]
+MatchingFactory = Callable[[NetConfig, int, Neurons], MatchingStem]
 
-    def __init__(self, genotype: Genotype, config: NetConfig | None = None):
+
+class StereoBase(nn.Module):
+    """What the derived network and the supernet share: config, time constants and neurons, the
+    padding, the cost volume between the feature and matching nets, the up-sampling and heads.
+
+    ``feature_net(cfg, neurons_stem, neurons_feature)`` and ``matching_net(cfg, c_in,
+    neurons_matching)`` build the two halves; ``c_in`` is twice the feature net's
+    ``out_channels`` (the concatenation volume). forward(left, right) -> disparity [B, H, W] in px.
+    """
+
+    def __init__(self, config: NetConfig | None, feature_net: FeatureFactory, matching_net: MatchingFactory):
         super().__init__()
         cfg = self.config = config or NetConfig()
-        self.genotype = genotype
         self.time_constants = TimeConstants(cfg.decay, learnable=cfg.learn_time_constants)
-        kw = {"threshold": cfg.threshold}
-        n_stem = Neurons(self.time_constants, "stem", **kw)
-        n_feat = Neurons(self.time_constants, "feature", **kw)
-        n_match = Neurons(self.time_constants, "matching", **kw)
-        self.feature_net = FeatureNet(cfg, genotype, n_stem, n_feat)
-        self.matching_net = MatchingNet(cfg, genotype, 2 * self.feature_net.out_channels, n_match)
+        n_stem, n_feat, n_match = (Neurons(self.time_constants, kind, threshold=cfg.threshold)
+                                   for kind in ("stem", "feature", "matching"))
+        self.feature_net = feature_net(cfg, n_stem, n_feat)
+        self.matching_net = matching_net(cfg, 2 * self.feature_net.out_channels, n_match)
         if cfg.modes:
             set_modes(self, cfg.modes)
 
@@ -210,7 +247,7 @@ class StereoNet(nn.Module):
         return self.config.max_disparity
 
     @property
-    def input_spec(self) -> dict:
+    def input_spec(self) -> InputSpec:
         return self.config.input_spec
 
     def _pad(self, x: Tensor, max_level: int) -> tuple[Tensor, int, int]:
@@ -253,80 +290,11 @@ class StereoNet(nn.Module):
         return self.readout(self.cost(left, right)).clamp(0, self.config.max_disparity)
 
 
-class SearchStereoNet(StereoNet):
-    """The supernet: the same stems and heads, with trellises of mixed cells to search.
+class StereoNet(StereoBase):
+    """The derived spiking stereo network. forward(left, right) -> disparity [B, H, W] in px."""
 
-    ``arch_parameters()`` are the alphas and betas (architecture); ``weight_parameters()``
-    the rest. ``genotype()`` decodes the current architecture.
-    """
-
-    def __init__(self, feature_layers: int = 2, matching_layers: int = 4, config: NetConfig | None = None):
-        nn.Module.__init__(self)
-        cfg = self.config = config or NetConfig()
-        self.time_constants = TimeConstants(cfg.decay, learnable=cfg.learn_time_constants)
-        kw = {"threshold": cfg.threshold}
-        n_stem = Neurons(self.time_constants, "stem", **kw)
-        n_feat = Neurons(self.time_constants, "feature", **kw)
-        n_match = Neurons(self.time_constants, "matching", **kw)
-        self.feature_net = _SearchFeatureNet(cfg, feature_layers, n_stem, n_feat)
-        self.matching_net = _SearchMatchingNet(cfg, matching_layers, 2 * self.feature_net.out_channels, n_match)
-        if cfg.modes:
-            set_modes(self, cfg.modes)
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        return self.feature_net.trellis.arch_parameters() + self.matching_net.trellis.arch_parameters()
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        arch = {id(p) for p in self.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
-
-    def expected_cost(self, height: int, width: int) -> Tensor:
-        """Expected giga synaptic ops of the cells at this input size (the cost constraint)."""
-        base2 = (math.ceil(height / 24) * 8, math.ceil(width / 24) * 8)
-        base3 = (math.ceil(self.config.levels / 8) * 8,) + base2
-        return self.feature_net.trellis.expected_cost(_sizes(base2)) + self.matching_net.trellis.expected_cost(_sizes(base3))
-
-    def genotype(self) -> Genotype:
-        from evstereo.search.decode import decode_cell, viterbi_path
-
-        f, m = self.feature_net.trellis, self.matching_net.trellis
-        return Genotype(
-            decode_cell(f.alphas.detach().cpu().numpy(), f.primitives),
-            viterbi_path(f.betas.detach().cpu().numpy(), end_level=0),
-            decode_cell(m.alphas.detach().cpu().numpy(), m.primitives),
-            viterbi_path(m.betas.detach().cpu().numpy()),
-        )
-
-
-class _SearchFeatureNet(nn.Module):
-    def __init__(self, cfg: NetConfig, layers: int, neurons_stem: Neurons, neurons: Neurons):
-        super().__init__()
-        c = NUM_NODES * cfg.feature_filters
-        self.stem0 = neurons_stem.conv(cfg.in_channels, max(c // 2, 1), 3, 1, 2)
-        self.stem1 = neurons_stem.conv(max(c // 2, 1), c, 3, 3, 2)
-        self.stem2 = neurons_stem.conv(c, c, 3, 1, 2)
-        self.trellis = Trellis(layers, 2, cfg.feature_filters, c, c, neurons, out_level=0)
-        self.out_channels = self.trellis.out_channels
-        self.max_level = 3
-
-    def forward(self, x: Tensor) -> Tensor:
-        s_pp = self.stem1(self.stem0(x))
-        s_p = self.stem2(s_pp)
-        return self.trellis(s_pp, s_p, _sizes(tuple(s_p.shape[-2:])))
-
-
-class _SearchMatchingNet(nn.Module):
-    def __init__(self, cfg: NetConfig, layers: int, c_in: int, neurons: Neurons):
-        super().__init__()
-        c = NUM_NODES * cfg.matching_filters
-        self.stem0 = neurons.conv(c_in, c, 3, 1, 3)
-        self.stem1 = neurons.conv(c, c, 3, 1, 3)
-        self.trellis = Trellis(layers, 3, cfg.matching_filters, c, c, neurons, out_level=0)
-        self.readout = Conv3d(self.trellis.out_channels, 1, 3, 1, 1)
-        self.max_level = 3
-
-    def forward(self, volume: Tensor) -> Tensor:
-        s_pp = self.stem0(volume)
-        s_p = self.stem1(s_pp)
-        y = self.trellis(s_pp, s_p, _sizes(tuple(s_p.shape[-3:])))
-        return self.readout(y.flatten(0, 1)).unflatten(0, y.shape[:2]).mean(1)[:, 0]
+    def __init__(self, genotype: Genotype, config: NetConfig | None = None):
+        super().__init__(config,
+                         lambda cfg, n_stem, n_feat: FeatureNet(cfg, genotype, n_stem, n_feat),
+                         lambda cfg, c_in, n_match: MatchingNet(cfg, genotype, c_in, n_match))
+        self.genotype = genotype

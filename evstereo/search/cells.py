@@ -21,7 +21,8 @@ from evstereo.search.decode import edge_index
 from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, CellGenotype
 from evstereo.snn.conv import Conv2d, Conv3d
 from evstereo.snn.layers import SpikingConv, SpikingLayer
-from evstereo.snn.neuron import LIF, TimeConstants
+from evstereo.snn.neuron import LIF
+from evstereo.snn.time_constants import TimeConstants
 
 OP_B = {"snn_b3": 3.0, "snn_b5": 5.0}
 _CONV = {2: Conv2d, 3: Conv3d}

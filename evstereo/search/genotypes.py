@@ -1,5 +1,8 @@
 """Genotypes: the decoded architecture as plain, printable, diffable data (YAML on disk).
 
+``Genotype.resolve`` is the one way to turn what a config says (``reference``, a YAML path,
+the genotype inline, or a Genotype) into a Genotype.
+
 A cell has two inputs (index 0 = output of the cell two layers back, 1 = previous cell) and
 three intermediate nodes (indices 2, 3, 4); node k takes exactly two edges, each
 ``(input index, operation)``. A network path lists, per layer, the resolution level of its
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -89,6 +93,30 @@ class Genotype:
             raise InputError(path, "genotype file does not exist") from None
         except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
             raise InputError(path, f"is not a valid genotype ({exc})") from None
+
+    @classmethod
+    def resolve(cls, value: "Genotype | dict | str | os.PathLike | None",
+                base_dir: str | os.PathLike | None = None) -> "Genotype":
+        """The genotype ``value`` names: ``"reference"`` (or None) for :data:`REFERENCE`, a
+        Genotype (returned as is), its data inline (a mapping as :meth:`to_data` writes), or a
+        YAML path, relative to ``base_dir`` (a config file's folder) when the file is there,
+        else to the cwd.
+
+        A missing or malformed file is an InputError naming it; bad inline data is a KeyError,
+        TypeError or ValueError (the caller knows which config it came from).
+        """
+        if value is None or (isinstance(value, str) and value == "reference"):
+            return REFERENCE
+        if isinstance(value, Genotype):
+            return value
+        if isinstance(value, dict):
+            return cls.from_data(value)
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"a genotype is 'reference', a YAML path or a mapping, not {value!r}")
+        path = Path(value)
+        if not path.is_absolute() and base_dir is not None and (Path(base_dir) / path).exists():
+            path = Path(base_dir) / path
+        return cls.load(path)
 
     def __str__(self) -> str:
         def cell(c: CellGenotype) -> str:

@@ -27,11 +27,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from evstereo.datasets.mvsec_writer import MVSECWriter, calibration_file
+from evstereo.recordings.mvsec_writer import MVSECWriter, calibration_file
 from evstereo.fileio import check_writable
 from evstereo.geometry import CAMERAS, CameraCalibration, StereoCalibration, load_camchain
 from evstereo.simulation.event_sim import EventSensor, SensorParams
-from evstereo.simulation.scene import RayBundle, Scene, build_scene, render
+from evstereo.simulation.raycast import RayBundle, render
+from evstereo.simulation.scene import Scene, build_scene
 from evstereo.simulation.trajectory import Trajectory
 
 DEFAULT_CALIBRATION = Path(__file__).with_name("indoor_flying_camchain.yaml")
@@ -162,7 +163,7 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
 
     ``options`` are the fields of :class:`SynthOptions`. ``progress`` is called with the
     seconds of recording finished after each chunk. ``compress_events`` chooses the event
-    storage (default: the writer's, see :mod:`evstereo.datasets.mvsec_writer`). The same seed
+    storage (default: the writer's, see :mod:`evstereo.recordings.mvsec_writer`). The same seed
     and options give identical files. A read-only or full ``out_dir`` fails (OSError naming
     it) before any rendering. Returns a summary: paths, sizes, event counts and rates, frame
     counts, wall time.

@@ -24,8 +24,10 @@ import torch
 from torchmetrics import MeanMetric
 
 from evstereo.metrics import METRIC_NAMES, frame_metrics
-from evstereo.models import NetConfig, SearchStereoNet, StereoNet, resolve_genotype
+from evstereo.models import NetConfig, SearchStereoNet, StereoNet
 from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
+from evstereo.models.stereo_net import StereoBase
+from evstereo.search.genotypes import Genotype
 from evstereo.snn import EnergyMeter, learned_time_constants
 
 LOSSES = ("smooth_l1", "subpixel_ce", "both")
@@ -47,7 +49,12 @@ def check_options(kind: type, **options) -> None:
             raise TypeError(f"{name} must be {words[kind]}, not {value!r}")
 
 
-def stereo_loss(model: StereoNet, batch: dict, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+def as_net_config(net: NetConfig | dict | None) -> NetConfig:
+    """A NetConfig as given, or from its fields (what a checkpoint's hyper-parameters hold)."""
+    return net if isinstance(net, NetConfig) else NetConfig(**(net or {}))
+
+
+def stereo_loss(model: StereoBase, batch: dict, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, predicted disparity) for a batch; the target is masked by ``valid``."""
     cost = model.cost(batch["left"], batch["right"])
     pred = model.readout(cost)
@@ -95,7 +102,8 @@ class _MetricsMixin:
 class StereoTrainModule(_MetricsMixin, L.LightningModule):
     """Train a derived network (DGS and learnable time constants come with the network)."""
 
-    def __init__(self, net: dict | None = None, genotype: dict | str = "reference", loss: str = "smooth_l1",
+    def __init__(self, net: NetConfig | dict | None = None, genotype: Genotype | dict | str = "reference",
+                 loss: str = "smooth_l1",
                  lr: float = 1e-3, milestones: tuple[int, ...] = (50, 100, 150), gamma: float = 0.5,
                  weight_decay: float = 0.0, log_energy: bool = True):
         super().__init__()
@@ -105,11 +113,12 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
         if not isinstance(milestones, (list, tuple)):
             raise TypeError(f"milestones must be a list of epochs, not {milestones!r}")
         check_options(int, **{f"milestones[{i}]": m for i, m in enumerate(milestones)})
-        genotype = resolve_genotype(genotype).to_data()
-        self.save_hyperparameters({"net": NetConfig(**(net or {})).as_dict(), "genotype": genotype, "loss": loss,
+        config, genotype = as_net_config(net), Genotype.resolve(genotype)
+        # plain data only (checkpoints load with weights_only=True); Lightning passes these back as dicts
+        self.save_hyperparameters({"net": config.as_dict(), "genotype": genotype.to_data(), "loss": loss,
                                    "lr": lr, "milestones": list(milestones), "gamma": gamma,
                                    "weight_decay": weight_decay, "log_energy": log_energy})
-        self.model = StereoNet(resolve_genotype(genotype), NetConfig(**self.hparams.net))
+        self.model = StereoNet(genotype, config)
         self.log_energy = log_energy
         self._init_metrics()
 
@@ -146,7 +155,7 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
 class StereoSearchModule(_MetricsMixin, L.LightningModule):
     """First-order bi-level search of the supernet with the cost constraint."""
 
-    def __init__(self, net: dict | None = None, feature_layers: int = 2, matching_layers: int = 4,
+    def __init__(self, net: NetConfig | dict | None = None, feature_layers: int = 2, matching_layers: int = 4,
                  loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
                  a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 0.0, arch_start_epoch: int = 0,
                  log_energy: bool = False):
@@ -157,9 +166,11 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
         check_options(int, feature_layers=feature_layers, matching_layers=matching_layers,
                       arch_start_epoch=arch_start_epoch)
         check_options(bool, log_energy=log_energy)
+        config = as_net_config(net)
+        net = config.as_dict()  # save_hyperparameters reads the arguments' current values: plain data
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.model = SearchStereoNet(feature_layers, matching_layers, NetConfig(**(net or {})))
+        self.model = SearchStereoNet(feature_layers, matching_layers, config)
         self.log_energy = log_energy
         self.history: list[dict] = []  # architecture weights after every epoch (for the plots)
         self._init_metrics()

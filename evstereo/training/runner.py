@@ -37,8 +37,11 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.errors import InputError
+from evstereo.events.input_spec import InputSpec
+from evstereo.resources import find_config
 from evstereo.fileio import read_yaml
-from evstereo.models import read_config, net_config, resolve_genotype
+from evstereo.models import NetConfig, model_parts, read_config
+from evstereo.search.genotypes import Genotype
 from evstereo.training.checkpoints import (AtomicCheckpointIO, EpochCheckpoint, LastCheckpoint, ResumableCSVLogger,
                                            read_resume_checkpoint)
 
@@ -55,8 +58,9 @@ _INTS = {"seed": 0, "data.batch_size": 1, "data.num_workers": 0, "trainer.max_ep
 
 
 def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
-    """The run config with overrides applied; relative paths stay relative to the cwd."""
-    path = Path(path)
+    """The run config with overrides applied; relative paths stay relative to the cwd (a
+    ``configs/...`` path missing there is taken from the packaged configs: see find_config)."""
+    path = find_config(path)
     cfg = read_yaml(path, "config file") or {}
     if not isinstance(cfg, dict):
         raise InputError(path, "config must be a mapping of sections")
@@ -115,24 +119,21 @@ def config_section(cfg: dict, section: str) -> Iterator[None]:
 
 
 def _inline_model(model_path: str) -> dict:
-    """A model YAML as a mapping (so overrides can change it), its genotype path made absolute."""
+    """A model YAML as a mapping (so overrides can change it); a genotype it names by path is
+    resolved now, relative to that file's folder (the mapping no longer knows the folder)."""
     data, source = read_config(model_path)
-    g = data.get("genotype")
-    if isinstance(g, str) and g != "reference" and not Path(g).is_absolute() and (source.parent / g).exists():
-        data["genotype"] = str((source.parent / g).resolve())
+    if isinstance(data.get("genotype"), str):
+        try:
+            data["genotype"] = Genotype.resolve(data["genotype"], source.parent)
+        except (TypeError, ValueError) as exc:
+            raise InputError(source, f"invalid genotype ({exc})") from None
     return data
 
 
-def model_options(cfg: dict, with_genotype: bool = True) -> tuple[dict, dict | None]:
-    """(NetConfig fields, genotype data) from the run config's ``model`` entry (a path or mapping)."""
-    data, source = read_config(cfg.get("model") or {})
-    if not with_genotype:
-        return net_config(data, source).as_dict(), None
-    try:
-        genotype = resolve_genotype(data.get("genotype"), source.parent if source else None)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(source, f"invalid genotype ({exc})") from None
-    return net_config(data, source).as_dict(), genotype.to_data()
+def model_options(cfg: dict, with_genotype: bool = True) -> tuple[NetConfig, Genotype | None]:
+    """(NetConfig, Genotype) of the run config's ``model`` entry (a path or mapping); see
+    :func:`evstereo.models.model_parts`."""
+    return model_parts(cfg.get("model") or {}, with_genotype)
 
 
 def seed_run(cfg: dict, quiet: bool = False) -> None:
@@ -166,15 +167,18 @@ def generate_recordings(entries: list[dict], wait_s: float = 3600.0) -> None:
             synthesize(e["out"], e["name"], float(e["seconds"]), int(e["seed"]))
 
 
-def build_datamodule(cfg: dict, input_spec: dict, search: bool = False, quiet: bool = False,
+def build_datamodule(cfg: dict, input_spec: InputSpec, search: bool = False, quiet: bool = False,
                      rebuild_damaged: bool = False) -> StereoDataModule:
-    """The StereoDataModule of the ``data`` section (generating ``data.generate`` first)."""
+    """The StereoDataModule of the ``data`` section (generating ``data.generate`` first), its
+    samples built for ``input_spec`` (the network's); ``data.spec`` may add ground-truth rules
+    (gt_max_disparity, disparity_quantum) and repeat, never change, the network's input."""
     data = copy.deepcopy(cfg.get("data") or {})
     generate_recordings(data.pop("generate", None) or [])
     spec = data.pop("spec", None)
-    if spec is not None and {k: spec.get(k, v) for k, v in input_spec.items()} != input_spec:
-        raise InputError(None, f"data.spec {spec} does not match the model's input {input_spec}")
-    return StereoDataModule(spec={**input_spec, **(spec or {})}, search_split=search, progress=not quiet,
+    net = input_spec.as_dict()
+    if spec is not None and {k: spec.get(k, v) for k, v in net.items()} != net:
+        raise InputError(None, f"data.spec {spec} does not match the model's input {net}")
+    return StereoDataModule(spec={**net, **(spec or {})}, search_split=search, progress=not quiet,
                             rebuild_damaged_cache=rebuild_damaged, **data)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from evstereo.viz.search_plots import new_figure, save_figure
+from evstereo.viz.figures import new_figure, save_figure
 
 GROUP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 

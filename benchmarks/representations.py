@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from evstereo.benchmarks import Row, best_time
+from benchmarks import BenchOptions, Row, best_time
 from evstereo.events import sbt, voxel_grid
 
 N_EVENTS = 1_000_000
@@ -52,7 +52,7 @@ def _mev_s(seconds: float, n: int = N_EVENTS) -> float:
     return n / seconds / 1e6
 
 
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
     """Measure and return the table rows (``quick``: fewer repeats, same problem size)."""
     x, y, t, p = random_events()
     fast_rep, slow_rep = (10, 2) if quick else (50, 5)

@@ -1,4 +1,4 @@
-"""Output writers of a live-depth run with no window (``apps.live_depth --headless``).
+"""Output writers of a live session with no window (``apps.live_depth --headless``, ``evstereo.live``).
 
 Into ``out/`` (``<t_us>`` is the window's end in the recording's microseconds, zero-padded to
 16 digits by ``frame_stem`` so that names sort in time order):

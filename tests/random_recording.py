@@ -5,6 +5,10 @@ files stand in for large recordings that would take long to simulate. They carry
 indoor_flying calibration, so rectification runs as on real data. Their random depth does not
 compress, so it is stored uncompressed (tests rely on that layout); the events follow the
 writer's default unless ``compress_events`` says otherwise.
+
+A fixture, not part of the library: tests import it as ``random_recording`` (``tests/`` is on
+pytest's path, like ``dsec_fixtures``), the benchmarks as ``tests.random_recording`` (from the
+repository root, where ``python -m apps.bench`` runs).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import evstereo
-from evstereo.datasets.mvsec_writer import MVSECWriter, calibration_file
 from evstereo.geometry import load_calibration
+from evstereo.recordings.mvsec_writer import MVSECWriter, calibration_file
 
 CALIBRATION = Path(evstereo.__file__).parent / "simulation" / "indoor_flying_camchain.yaml"
 T0 = 1.5e9  # MVSEC stores absolute (Unix) seconds

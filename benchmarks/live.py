@@ -1,24 +1,29 @@
-"""Live depth benchmark: ``python -m apps.live_depth REC --max-speed --headless --out DIR`` end to end.
+"""Live depth benchmark: the library's live session (``evstereo.live``) at max speed, headless, end to end.
 
-Each run is a child process, exactly as a user starts it; its ``timings.json`` gives:
+Each run is what ``python -m apps.live_depth REC --max-speed --headless --out DIR`` does, run
+in-process through ``evstereo.live.run_live`` inside a child process started with
+multiprocessing's "spawn" (a fresh interpreter, as a user's command would be: it imports the
+library, loads the model and runs the session). Its ``timings.json`` gives:
 
 - frames/s end to end: frames / wall time from the first window to the last, every output
   included (composite view, MP4 video, depth PNG and disparity NPY per frame, a PLY cloud
   every 10 frames); start-up (imports, model load) and the untimed warm-up window excluded;
-- latency p50/p95: at --max-speed, a window's processing time (read + represent + model + post);
+- latency p50/p95: at max speed, a window's processing time (read + represent + model + post);
 - each stage's share: its per-frame median over the sum of the medians of read, represent,
   model, post and output (composing the view, and the wait for the background writer when it
   is two frames behind), since timings.json keeps percentiles, not means;
-- peak memory: the child's peak resident memory (``VmHWM`` of ``/proc/PID/status``, polled
-  every 20 ms while it runs, so a rise in its last 20 ms would be missed; Linux only, -1
-  elsewhere). Not ``ru_maxrss``: Linux carries the parent's high-water mark into a child
-  across fork + exec, which would make every child look as large as the benchmark process.
+- peak memory: the child's peak resident memory, its own ``VmHWM`` (``/proc/self/status``)
+  read when the session has finished, so nothing is missed between polls; the child is a
+  fresh exec'd interpreter, so its high-water mark starts at zero, not at the benchmark
+  process's (Linux only, -1 elsewhere).
 
-Networks: the fast configuration with ``evstereo/checkpoints/fast.pt`` when it exists, else the
-untrained fast network (``configs/model/fast.yaml``, random init, seed 0) saved as a checkpoint
-(random weights cost the same time as trained ones); and OpenCV's SGBM for comparison, on the
-same synthetic 346x260 recording (``evstereo.simulation.synthesize``). Where CUDA is available
-the fast network also runs with ``--device cuda``.
+Networks: the fast network from its checkpoint (``apps.bench --checkpoint fast=PATH``, else
+the shipped ``evstereo/checkpoints/fast.pt``; without either the untrained fast network of the
+checkout's ``configs/model/fast.yaml``, random init seed 0, saved as a checkpoint: random
+weights cost the same time as trained ones); its input (representation, window) is the
+network's own. And OpenCV's SGBM for comparison, on the same synthetic 346x260 recording
+(``evstereo.simulation.synthesize``). Where CUDA is available the fast network also runs on
+the GPU.
 
 Flat memory: the fast network over a short and a long recording of uniformly random events
 (``write_random_mvsec``, 300 k events/s per camera, 20 Hz random GT, real calibration;
@@ -28,43 +33,42 @@ synthesizing 60 s of scene would take minutes here); every window of both is pro
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
+import traceback
 from pathlib import Path
 
 import torch
 
-from evstereo.benchmarks import Row
-from evstereo.benchmarks.models import CONFIGS, ROOT, OtherLoad, checkpoint_for
+from benchmarks import BenchOptions, Row
+from benchmarks.models import OtherLoad, checkpoint_for, network_config
 
 TARGET_FPS = 10.0
 TARGET_FLAT = 1.2  # long-recording peak <= this x the short one's
 RANDOM_RATE = 300_000.0
 OUTPUT_STAGE = "output"
-POLL_S = 0.02  # VmHWM polling interval of the live_depth child
 
 
-def fast_checkpoint(folder: Path) -> tuple[Path, str]:
-    """The fast network's checkpoint (``apps.bench --checkpoint fast=PATH`` or the shipped one;
-    else an untrained one saved in ``folder``) and a phrase saying which."""
-    ckpt = checkpoint_for("fast")
-    if ckpt.is_file():
-        rel = ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt
-        return ckpt, f"trained weights ({rel})"
+def fast_checkpoint(folder: Path, options: BenchOptions | None = None) -> tuple[Path, str]:
+    """The fast network's checkpoint (``options.checkpoints["fast"]`` or the shipped one; else an
+    untrained one saved in ``folder``) and a phrase saying which."""
+    options = options or BenchOptions()
+    ckpt = checkpoint_for("fast", options)
+    if ckpt is not None:
+        return ckpt, f"trained weights ({ckpt.name})"
     from evstereo.models import build_stereo_net, save_checkpoint
 
+    config = network_config("fast")
     torch.manual_seed(0)
     path = folder / "fast_untrained.pt"
-    save_checkpoint(build_stereo_net(CONFIGS["fast"]), path)
+    save_checkpoint(build_stereo_net(config), path)
     return path, "untrained weights (configs/model/fast.yaml, random init seed 0; no evstereo/checkpoints/fast.pt yet)"
 
 
 def read_timings(path: str | os.PathLike) -> dict:
-    """The benchmark's figures from a live_depth ``timings.json``."""
+    """The benchmark's figures from a live session's ``timings.json``."""
     t = json.loads(Path(path).read_text())
     if not t.get("frames_produced"):
         raise ValueError(f"{path}: no frames were produced (status {t.get('status')!r})")
@@ -75,6 +79,7 @@ def read_timings(path: str | os.PathLike) -> dict:
         "model": t["model"],
         "device": t["device"],
         "frames": int(t["frames_produced"]),
+        "window_ms": float(t["window_ms"]),
         "skipped": int(t["frames_skipped"]),
         "wall_s": float(t["wall_s"]),
         "fps": float(t["fps"]),
@@ -85,43 +90,61 @@ def read_timings(path: str | os.PathLike) -> dict:
     }
 
 
-def _vm_hwm_bytes(pid: int) -> int | None:
-    """Peak resident memory so far of process ``pid`` (Linux ``VmHWM``; None where unknown).
-
-    Not ``ru_maxrss`` of ``os.wait4``: Linux carries the parent's high-water mark into a child
-    over fork/vfork + exec, so every child would report at least the benchmark process's peak.
-    """
+def _own_peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux ``VmHWM``; -1 where unknown)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    return -1
 
 
-def run_live(recording: Path, out: Path, *options: str) -> dict:
-    """Run live_depth --max-speed --headless into ``out`` as a child process; its timings.json
-    figures (``read_timings``) plus ``peak_rss_bytes``, the child's peak resident memory,
-    and ``load``, an :class:`OtherLoad` (cores other processes kept busy during the run)."""
+def _session_child(conn, recording: str, out: str, checkpoint: str | None, baseline: str | None,
+                   options: dict) -> None:
+    """In the spawned child: one headless session at max speed, as apps.live_depth runs it; sends
+    back (None, peak RSS bytes) or (the error's traceback, -1)."""
+    try:
+        from evstereo.live import LiveOptions, build_model, run_live
+        from evstereo.runtime import keep_freed_memory
+
+        keep_freed_memory()  # as apps.live_depth does
+        model, name = build_model(checkpoint, baseline)
+        result = run_live(recording, model, name, LiveOptions(max_speed=True, **options), headless=True, out=out,
+                          info=lambda *a, **k: None)
+        if result.failure is not None:
+            raise result.failure
+        conn.send((None, _own_peak_rss_bytes()))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send((traceback.format_exc(), -1))
+    finally:
+        conn.close()
+
+
+def run_live(recording: Path, out: Path, checkpoint: str | os.PathLike | None = None, baseline: str | None = None,
+             **options) -> dict:
+    """One headless max-speed session (``evstereo.live``; ``options``: more ``LiveOptions`` fields)
+    into ``out``, in a spawned child process; its timings.json figures (``read_timings``) plus
+    ``peak_rss_bytes``, the child's peak resident memory, and ``load``, an :class:`OtherLoad`
+    (cores other processes kept busy during the run). The child is spawned, so it imports the
+    caller's main module again: a script calling this needs an ``if __name__ == "__main__"`` guard."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "apps.live_depth", str(recording), "--max-speed", "--headless",
-           "--out", str(out), *options]
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    log = out.parent / f"{out.name}.log"
-    with open(log, "w") as f, OtherLoad() as load:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-        peak = -1
-        while proc.poll() is None:
-            hwm = _vm_hwm_bytes(proc.pid)
-            if hwm is not None:
-                peak = max(peak, hwm)
-            time.sleep(POLL_S)
-        code = proc.returncode
-    if code != 0:
-        tail = "\n".join(log.read_text().splitlines()[-5:])
-        raise RuntimeError(f"{' '.join(cmd)} exited with {code}:\n{tail}")
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    args = (send, str(recording), str(out), None if checkpoint is None else str(checkpoint), baseline, options)
+    with OtherLoad() as load:
+        child = ctx.Process(target=_session_child, args=args, name="evstereo-bench-live")
+        child.start()
+        send.close()
+        try:
+            error, peak = receive.recv()
+        except EOFError:
+            error, peak = "the child ended without a result", -1
+        child.join()
+    if error is not None or child.exitcode != 0:
+        raise RuntimeError(f"live session on {recording} (exit code {child.exitcode}) failed:\n{error}")
     result = read_timings(out / "timings.json")
     result["peak_rss_bytes"] = peak
     result["load"] = load
@@ -156,28 +179,28 @@ def _rows(group: str, label: str, r: dict, weights: str, fps_ratio: str = "", ju
     ]
 
 
-def run(quick: bool) -> list[Row]:
-    from evstereo.datasets.random_recording import write_random_mvsec
+def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
     from evstereo.simulation import synthesize
+    from tests.random_recording import write_random_mvsec
 
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="evstereo-bench-live-"))
     try:
-        ckpt, weights = fast_checkpoint(tmp)
+        ckpt, weights = fast_checkpoint(tmp, options)
         seconds = 3.0 if quick else 10.0
         info = synthesize(tmp, "live", seconds, seed=5)
         rec = Path(info["data"])
-        fast = run_live(rec, tmp / "out_fast", "--checkpoint", str(ckpt))
-        sgbm = run_live(rec, tmp / "out_sgbm", "--baseline", "sgbm")
+        fast = run_live(rec, tmp / "out_fast", checkpoint=ckpt)
+        sgbm = run_live(rec, tmp / "out_sgbm", baseline="sgbm")
         rate = info["rate_mev_s"]["left"]
         group = (f"live_depth --max-speed --headless, {seconds:g} s synthetic 346x260 recording "
-                 f"(~{rate:.1f} M ev/s/camera, 50 ms windows at the 20 Hz GT), CPU")
+                 f"(~{rate:.1f} M ev/s/camera, {fast['window_ms']:g} ms windows at the 20 Hz GT), CPU")
         rows += _rows(group, "fast network", fast, weights,
                       f"{fast['fps'] / sgbm['fps']:.2f}x SGBM's frames/s")
         rows += _rows(group, "SGBM baseline", sgbm, "OpenCV StereoSGBM on event images, max disparity 63 px",
                       judged=False)
         if torch.cuda.is_available():
-            gpu = run_live(rec, tmp / "out_cuda", "--checkpoint", str(ckpt), "--device", "cuda")
+            gpu = run_live(rec, tmp / "out_cuda", checkpoint=ckpt, device="cuda")
             rows += _rows(group.replace(", CPU", f", GPU ({torch.cuda.get_device_name(0)})"), "fast network",
                           gpu, weights, f"{gpu['fps'] / fast['fps']:.1f}x the CPU's frames/s", judged=False)
         _remove(tmp, "live_*", "out_*")
@@ -186,13 +209,13 @@ def run(quick: bool) -> list[Row]:
         peaks = {}
         for i, s in enumerate((short_s, long_s)):
             path = write_random_mvsec(tmp, f"mem{i}", s, RANDOM_RATE, gt_hz=20.0, seed=10 + i)
-            r = run_live(path, tmp / f"out_mem{i}", "--checkpoint", str(ckpt))
+            r = run_live(path, tmp / f"out_mem{i}", checkpoint=ckpt)
             peaks[s] = (r["peak_rss_bytes"], r["frames"])
             _remove(tmp, f"mem{i}_*", "out_*")
         group = (f"peak memory of live_depth --max-speed --headless (fast network), random-event recordings "
                  f"({RANDOM_RATE / 1e3:.0f} k ev/s/camera, 20 Hz GT)")
         (p_short, n_short), (p_long, n_long) = peaks[short_s], peaks[long_s]
-        note = f"the child's VmHWM, polled every {POLL_S * 1e3:g} ms; every window processed"
+        note = "VmHWM of the spawned child running the session, read at its end; every window processed"
         rows.append(Row(group, f"{short_s:g} s recording", p_short / 2**20, "MB", note=f"{n_short} frames; {note}"))
         ok = p_short > 0 and p_long > 0
         rows.append(Row(group, f"{long_s:g} s recording", p_long / 2**20, "MB",

@@ -37,8 +37,8 @@ EVENT_CHUNK_ROWS = 1 << 16  # rows per chunk of uncompressed events (2 MB)
 # Compressed: 512 KB chunks, so a 50 ms window decompresses little more than it needs.
 COMPRESSED_EVENT_CHUNK_ROWS = 1 << 14
 # Off by default: decompressing costs a 50 ms window read about 0.6 ms at 0.8 M ev/s
-# (simulated) to 1.2 ms at 1.6 M ev/s (random), 1.6-1.75x its time (evstereo/benchmarks/
-# reading.py measures both layouts); on, a recording's events take about 5x less disk.
+# (simulated) to 1.2 ms at 1.6 M ev/s (random), 1.6-1.75x its time (benchmarks/reading.py
+# measures both layouts); on, a recording's events take about 5x less disk.
 COMPRESS_EVENTS = False
 _EVENT_FILTER = hdf5plugin.Blosc(cname="lz4hc", clevel=5, shuffle=hdf5plugin.Blosc.BITSHUFFLE)
 _FRAME_FILTER = {"compression": "gzip", "compression_opts": 4}
@@ -278,20 +278,10 @@ class MVSECWriter:
         """
         self._series.clear()
         for final, f in list(self._files.items()):
-            tmp = self._tmp.get(final)
+            tmp = self._tmp.pop(final, None)
             if tmp is not None:
-                try:
-                    os.truncate(tmp, 0)
-                except OSError:
-                    pass
-            for _ in range(2):
-                try:
-                    if f.id.valid:
-                        f.close()
-                    break
-                except Exception:  # noqa: BLE001  (HDF5 errors come as several types)
-                    continue
-        for tmp in self._tmp.values():
+                discard_hdf5(f, tmp)
+        for tmp in self._tmp.values():  # temporaries whose file never opened
             try:
                 tmp.unlink(missing_ok=True)
             except OSError:
@@ -328,3 +318,25 @@ def companion_paths(data_path: str | os.PathLike) -> tuple[str, Path, Path]:
 def calibration_file(calib_dir: Path, name: str) -> Path:
     """MVSEC's name for the camchain file inside a calibration folder."""
     return calib_dir / f"camchain-imucam-{name}.yaml"
+
+
+def discard_hdf5(f: h5py.File | None, path: Path) -> None:
+    """Close ``f`` (however it went) and delete its file ``path``. Emptying the file first frees
+    the space a full disk needs for HDF5's last writes, so no file is left open at interpreter
+    exit (h5py would crash there)."""
+    try:
+        os.truncate(path, 0)
+    except OSError:
+        pass
+    if f is not None:
+        for _ in range(2):
+            try:
+                if f.id.valid:
+                    f.close()
+                break
+            except Exception:  # noqa: BLE001  (HDF5 errors come as several types)
+                continue
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass

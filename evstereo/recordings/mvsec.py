@@ -20,14 +20,14 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers Blosc: compressed event datasets)
 import numpy as np
 
-from evstereo.datasets.mvsec_writer import calibration_file, companion_paths
-from evstereo.datasets.recording import Recording
 from evstereo.errors import InputError
 from evstereo.events.arrays import Events, seconds_to_us
 from evstereo.events.rectify import pack_lut, rows_to_events
 from evstereo.events.time_index import MAX_ABS_US, TimeIndex, UnsortedTimestamps
 from evstereo.fileio import atomic_path
 from evstereo.geometry import CAMERAS, StereoCalibration, load_calibration
+from evstereo.recordings.mvsec_writer import calibration_file, companion_paths
+from evstereo.recordings.recording import Recording
 
 INDEX_VERSION = 2  # 2: sparse index (keys + starts), keyed on content
 _SCAN_ROWS = 1 << 20

@@ -28,12 +28,12 @@ import cv2
 import h5py
 import numpy as np
 
-from evstereo.datasets.recording import Recording
 from evstereo.errors import InputError
-from evstereo.fileio import read_yaml
 from evstereo.events.arrays import Events
 from evstereo.events.rectify import rectify_events
+from evstereo.fileio import read_yaml
 from evstereo.geometry import CAMERAS, StereoCalibration, disparity_to_depth
+from evstereo.recordings.recording import Recording
 
 DSEC_HEIGHT, DSEC_WIDTH = 480, 640
 EVENT_FIELDS = ("x", "y", "t", "p")

@@ -17,13 +17,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evstereo.benchmarks import Row
-from evstereo.datasets.mvsec import MVSECRecording
-from evstereo.datasets.mvsec_writer import COMPRESS_EVENTS, MVSECWriter
+from benchmarks import BenchOptions, Row
+from evstereo.recordings.mvsec import MVSECRecording
+from evstereo.recordings.mvsec_writer import COMPRESS_EVENTS, MVSECWriter
 from evstereo.datasets.prepared import prepare_recording
 from evstereo.datasets.samples import SampleSpec
-from evstereo.datasets.random_recording import T0, write_random_mvsec
+from tests.random_recording import T0, write_random_mvsec
 from evstereo.geometry import CAMERAS
+from evstereo.models import load_checkpoint, shipped_checkpoint
 
 
 def _bisect_window(ds: h5py.Dataset, t0: float, t1: float) -> np.ndarray:
@@ -73,7 +74,7 @@ def _events_mb(path: Path) -> float:
         return sum(f[f"davis/{c}/events"].id.get_storage_size() for c in CAMERAS) / 1e6
 
 
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="evstereo-bench-"))
     try:
@@ -140,10 +141,12 @@ def run(quick: bool) -> list[Row]:
         prate = 1_000_000.0
         path = write_random_mvsec(tmp, "prep", seconds, prate, gt_hz=20.0, seed=2)
         MVSECRecording(path).close()  # index built outside the timing, as in normal use
+        spec = SampleSpec.for_input(load_checkpoint(shipped_checkpoint()).input_spec)  # what training prepares
         t = time.perf_counter()
-        prepare_recording(path, tmp / "prep_cache.h5", SampleSpec(), progress=False)
+        prepare_recording(path, tmp / "prep_cache.h5", spec, progress=False)
         took = time.perf_counter() - t
-        group = f"prepare a {seconds:.0f} s recording (SBT 5 bins, {prate / 1e6:.0f} M ev/s/camera, 20 Hz GT)"
+        group = (f"prepare a {seconds:.0f} s recording ({spec.representation} {spec.bins} bins, the shipped "
+                 f"network's input; {prate / 1e6:.0f} M ev/s/camera, 20 Hz GT)")
         rows.append(Row(group, "data_tools.prepare", took, "s", f"{seconds / took:.1f}x real time",
                         f"< {seconds:.0f} s", took < seconds))
     finally:

@@ -1,4 +1,5 @@
-"""The Recording interface every reader implements (MVSEC, DSEC, converted files).
+"""The Recording interface every reader implements (MVSEC, DSEC, converted files), and
+``open_recording``, which picks the reader from what a path holds.
 
 A Recording gives, per camera, rectified in-bounds events for any window (t0, t1] in
 microseconds, and for the rectified left camera the ground-truth depth/disparity frames with
@@ -8,6 +9,7 @@ their timestamps. Training batches and the live engine both read through this in
 from __future__ import annotations
 
 import abc
+import os
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +261,27 @@ class Recording(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_recording(path: str | os.PathLike, **kwargs) -> Recording:
+    """Open any supported recording: an MVSEC-layout ``.hdf5`` (official, synthetic or
+    converted) or a DSEC sequence folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    if path.is_dir():
+        if (path / "events" / "left" / "events.h5").exists():
+            from evstereo.recordings.dsec import DSECRecording
+
+            return DSECRecording(path, **kwargs)
+        data = sorted(path.glob("*_data.hdf5"))
+        if len(data) == 1:
+            path = data[0]
+        else:
+            raise InputError(path, "folder holds neither a DSEC sequence (events/left/events.h5) nor exactly one *_data.hdf5")
+    if path.suffix in (".hdf5", ".h5"):
+        from evstereo.recordings.mvsec import MVSECRecording
+
+        return MVSECRecording(path, **kwargs)
+    raise InputError(path, "unsupported recording (expected an MVSEC-layout .hdf5 or a DSEC sequence folder; "
+                           "convert other formats with `python -m data_tools.convert`)")

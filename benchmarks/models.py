@@ -1,7 +1,10 @@
 """Stereo network benchmarks: the reference and the fast configuration on one 260x346 stereo frame.
 
-For ``configs/model/reference.yaml`` and ``configs/model/fast.yaml`` (batch 1, fp32, CPU, eval
-mode, ``torch.no_grad``):
+For the "reference" and the "fast" network (batch 1, fp32, CPU, eval mode, ``torch.no_grad``),
+each read from a checkpoint, which carries its network's config and input: the one given with
+``apps.bench --checkpoint NAME=PATH`` (``BenchOptions.checkpoints``), else the packaged
+``evstereo/checkpoints/NAME.pt`` when it exists; without either, the network is built from the
+checkout's ``configs/model/NAME.yaml`` with random weights (seed 0):
 
 - forward time: best and median of several forwards after warm-up (the first forward compiles
   the LIF kernels and is excluded), timed round-robin over the two networks so that load from
@@ -12,8 +15,9 @@ mode, ``torch.no_grad``):
   ``VmHWM - VmRSS``; Linux only, -1 elsewhere); weights and the input are already resident;
 - parameters; SOPs, MACs and energy per frame from :class:`evstereo.snn.EnergyMeter`.
 
-The input is real event data: one stereo sample (SBT, 5 bins, 50 ms window ending at a GT
-timestamp) from a 1 s synthetic recording written here with ``evstereo.simulation.synthesize``.
+The input is real event data: one stereo sample per network, built from the network's own
+``input_spec`` (the shipped configurations: SBT, 5 bins, 50 ms window ending at a GT
+timestamp), from a 1 s synthetic recording written here with ``evstereo.simulation.synthesize``.
 The spike rates behind the SOPs are whatever the weights make of that input: trained weights
 when ``evstereo/checkpoints/<name>.pt`` exists (``fast.pt``, ``reference.pt``), else a random
 initialisation (seed 0), which fires little. So two bounds are reported beside the measured
@@ -27,8 +31,8 @@ figure, both independent of the weights:
 The energy target (same order as the paper's 6.7 mJ per frame, i.e. 0.67-67 mJ) is judged on
 the measured figure only when the weights are trained; with random weights it is not judged.
 
-Per-layer energy tables go to the file named by ``EVSTEREO_BENCH_DETAILS`` (``apps.bench
---details FILE``) when it is set.
+Per-layer energy tables go to ``BenchOptions.details`` (``apps.bench --details FILE``) when
+it is given.
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ import torch
 from torch import Tensor, nn
 
 import evstereo
-from evstereo.benchmarks import Row
-from evstereo.benchmarks.snn import peak_rss_bytes
+from benchmarks import ROOT, BenchOptions, Row
+from benchmarks.snn import peak_rss_bytes
+from evstereo.errors import InputError
+from evstereo.events.input_spec import InputSpec
 from evstereo.snn.energy import EnergyMeter, format_energy_table
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = {"reference": ROOT / "configs" / "model" / "reference.yaml", "fast": ROOT / "configs" / "model" / "fast.yaml"}
+NETWORKS = ("reference", "fast")
+CONFIGS = ROOT / "configs" / "model"  # NAME.yaml: in a checkout only
 CHECKPOINTS = Path(evstereo.__file__).resolve().parent / "checkpoints"
 H, W = 260, 346
 PAPER_MJ = 6.7
@@ -57,55 +63,64 @@ ENERGY_RANGE = (PAPER_MJ / 10, PAPER_MJ * 10)
 TARGET_FAST_MS = 100.0
 PEERS = ("peers (issue figures, not measured here): StereoSpike 500 ms (27.5 G MACs), DTC-PDS 750 ms (32.7 G), "
          "DDES 900 ms (42.6 G), LEAStereo 2.7 s (50.8 G)")
-DETAILS_ENV = "EVSTEREO_BENCH_DETAILS"
-CHECKPOINTS_ENV = "EVSTEREO_BENCH_CHECKPOINTS"
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
-def checkpoint_for(name: str) -> Path:
-    """``NAME=PATH`` from ``apps.bench --checkpoint`` (environment ``EVSTEREO_BENCH_CHECKPOINTS``,
-    comma-separated), else the packaged ``CHECKPOINTS/<name>.pt``."""
-    for item in filter(None, os.environ.get(CHECKPOINTS_ENV, "").split(",")):
-        key, _, path = item.partition("=")
-        if key == name:
-            return Path(path).resolve()
-    return CHECKPOINTS / f"{name}.pt"
+def checkpoint_for(name: str, options: BenchOptions) -> Path | None:
+    """The checkpoint of network ``name``: ``options.checkpoints[name]``, else the packaged
+    ``CHECKPOINTS/<name>.pt`` when it exists, else None."""
+    if name in options.checkpoints:
+        return Path(options.checkpoints[name]).resolve()
+    packaged = CHECKPOINTS / f"{name}.pt"
+    return packaged if packaged.is_file() else None
 
 
-def load_network(name: str, config: str | os.PathLike) -> tuple[nn.Module, str]:
-    """The network of ``config`` with trained weights from :func:`checkpoint_for` when that file
-    exists, else randomly initialised (seed 0); and a phrase saying which."""
+def network_config(name: str) -> Path:
+    """The checkout's ``configs/model/<name>.yaml``; InputError when there is none (an installed
+    package has no configs/ beside it: give a checkpoint instead)."""
+    path = CONFIGS / f"{name}.yaml"
+    if not path.is_file():
+        raise InputError(path, f"no checkpoint for the {name} network and no model config to build it from; "
+                               f"give apps.bench --checkpoint {name}=PATH")
+    return path
+
+
+def load_network(name: str, options: BenchOptions) -> tuple[nn.Module, str, str]:
+    """Network ``name`` in eval mode, a phrase saying which weights, and where its config came
+    from: the checkpoint of :func:`checkpoint_for` (config inside), else ``network_config(name)``
+    with random weights (seed 0)."""
     from evstereo.models import build_stereo_net, load_checkpoint
 
-    ckpt = checkpoint_for(name)
-    if ckpt.is_file():
-        model = load_checkpoint(ckpt)
-        built = build_stereo_net(config)
-        same = (model.config.as_dict() == built.config.as_dict()
-                and model.genotype.to_data() == built.genotype.to_data())
-        rel = ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt
-        differs = "" if same else f", whose network differs from {Path(config).name}"
-        return model.eval(), f"trained weights ({rel}{differs})"
+    ckpt = checkpoint_for(name, options)
+    if ckpt is not None:
+        return load_checkpoint(ckpt).eval(), f"trained weights ({_shown(ckpt)})", _shown(ckpt)
+    config = network_config(name)
     torch.manual_seed(0)
-    return build_stereo_net(config).eval(), "untrained weights (random init, seed 0)"
+    return build_stereo_net(config).eval(), "untrained weights (random init, seed 0)", _shown(config)
 
 
-def real_sample(folder: Path, seed: int = 0, seconds: float = 1.0) -> tuple[Tensor, Tensor, str]:
-    """Left/right [1, T, C, 260, 346] of one SBT sample (5 bins, 50 ms) of a synthetic recording
-    written into ``folder``, and a phrase describing it."""
-    from evstereo.datasets import open_recording
+def real_samples(folder: Path, specs: dict[str, InputSpec], seed: int = 0,
+                 seconds: float = 1.0) -> dict[str, tuple[Tensor, Tensor, str]]:
+    """For each name, left/right [1, T, C, 260, 346] of one sample built for its input spec, at the
+    middle GT frame of a synthetic recording written into ``folder``, and a phrase describing it."""
     from evstereo.datasets.samples import SampleSpec, make_sample
+    from evstereo.recordings import open_recording
     from evstereo.simulation import synthesize
 
     info = synthesize(folder, "bench", seconds, seed)
-    spec = SampleSpec()
+    out = {}
     with open_recording(info["data"]) as rec:
         index = len(rec.gt_timestamps()) // 2
-        sample = make_sample(rec, index, spec)
-    left, right = (torch.from_numpy(sample[c])[None] for c in ("left", "right"))
-    active = float((left != 0).float().mean())
-    desc = (f"SBT 5 bins, 50 ms window at GT frame {index} of a {seconds:g} s synthetic recording (seed {seed}, "
-            f"~{info['rate_mev_s']['left']:.1f} M ev/s/camera; {100 * active:.1f}% of left input values non-zero)")
-    return left, right, desc
+        for name, spec in specs.items():
+            sample = make_sample(rec, index, SampleSpec.for_input(spec))
+            left, right = (torch.from_numpy(sample[c])[None] for c in ("left", "right"))
+            active = float((left != 0).float().mean())
+            desc = (f"{spec.representation} {spec.bins} bins, {spec.window_us / 1000:g} ms window at GT frame "
+                    f"{index} of a {seconds:g} s synthetic recording (seed {seed}, ~{info['rate_mev_s']['left']:.1f} "
+                    f"M ev/s/camera; {100 * active:.1f}% of left input values non-zero)")
+            out[name] = (left, right, desc)
+    return out
 
 
 def _sop_upper_bound(measured: dict, dense: dict) -> tuple[float, float]:
@@ -128,18 +143,19 @@ def energy(model: nn.Module, left: Tensor, right: Tensor) -> dict:
             "spiking_layers": len(spiking), "silent_layers": silent}
 
 
-def time_forwards(models: dict[str, nn.Module], left: Tensor, right: Tensor, repeat: int,
+def time_forwards(models: dict[str, nn.Module], inputs: dict[str, tuple[Tensor, Tensor]], repeat: int,
                   warmup: int = 1) -> dict[str, list[float]]:
-    """Forward times (s) of each model, ``repeat`` rounds taken round-robin after ``warmup``."""
+    """Forward times (s) of each model on its (left, right) input, ``repeat`` rounds taken
+    round-robin after ``warmup``."""
     times: dict[str, list[float]] = {k: [] for k in models}
     with torch.no_grad():
-        for model in models.values():
+        for name, model in models.items():
             for _ in range(warmup):
-                model(left, right)
+                model(*inputs[name])
         for _ in range(repeat):
             for name, model in models.items():
                 t = time.perf_counter()
-                model(left, right)
+                model(*inputs[name])
                 times[name].append(time.perf_counter() - t)
     return times
 
@@ -154,7 +170,7 @@ def peak_forward_bytes(model: nn.Module, left: Tensor, right: Tensor) -> int:
 
 def measure_model(model: nn.Module, left: Tensor, right: Tensor, repeat: int = 3, warmup: int = 1) -> dict:
     """Everything the table reports about one network on one input (used by the tests too)."""
-    times = time_forwards({"m": model}, left, right, repeat, warmup)["m"]
+    times = time_forwards({"m": model}, {"m": (left, right)}, repeat, warmup)["m"]
     return {"best_ms": min(times) * 1e3, "median_ms": statistics.median(times) * 1e3,
             "peak_bytes": peak_forward_bytes(model, left, right),
             "params": sum(p.numel() for p in model.parameters()), **energy(model, left, right)}
@@ -196,36 +212,27 @@ class OtherLoad:
         return f"other processes kept {self.cores:.1f} of {os.cpu_count()} cores busy meanwhile"
 
 
-def write_details(title: str, text: str) -> None:
-    """Append a titled section to the details file of ``EVSTEREO_BENCH_DETAILS`` (if set)."""
-    path = os.environ.get(DETAILS_ENV)
-    if not path:
-        return
-    from evstereo.fileio import write_text_atomic
-
-    old = Path(path).read_text() if Path(path).is_file() else ""
-    write_text_atomic(path, old + f"## {title}\n\n```\n{text}\n```\n\n")
-
-
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
+    options = options or BenchOptions()
     repeat = 3 if quick else 10
+    nets, weights, source = {}, {}, {}
+    for name in NETWORKS:
+        nets[name], weights[name], source[name] = load_network(name, options)
     tmp = Path(tempfile.mkdtemp(prefix="evstereo-bench-models-"))
     try:
-        left, right, data = real_sample(tmp, seed=0)
+        samples = real_samples(tmp, {k: m.input_spec for k, m in nets.items()}, seed=0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    nets, weights = {}, {}
-    for name, cfg in CONFIGS.items():
-        nets[name], weights[name] = load_network(name, cfg)
+    inputs = {k: samples[k][:2] for k in nets}
     with OtherLoad() as load:
-        times = time_forwards(nets, left, right, repeat, warmup=1)
-    peaks = {k: peak_forward_bytes(m, left, right) for k, m in nets.items()}
-    en = {k: energy(m, left, right) for k, m in nets.items()}
+        times = time_forwards(nets, inputs, repeat, warmup=1)
+    peaks = {k: peak_forward_bytes(m, *inputs[k]) for k, m in nets.items()}
+    en = {k: energy(m, *inputs[k]) for k, m in nets.items()}
     for k in nets:
-        write_details(f"{k} network ({CONFIGS[k].relative_to(ROOT)}), {weights[k]}: energy per layer, "
-                      f"spike rates measured on {data}", format_energy_table(en[k]["measured"]))
-    write_details(f"reference network: every layer active (MAC upper bound), "
-                  f"EnergyMeter(kinds={{'*': 'analog'}})", format_energy_table(en["reference"]["dense"]))
+        options.write_details(f"{k} network ({source[k]}), {weights[k]}: energy per layer, "
+                              f"spike rates measured on {samples[k][2]}", format_energy_table(en[k]["measured"]))
+    options.write_details("reference network: every layer active (MAC upper bound), "
+                          "EnergyMeter(kinds={'*': 'analog'})", format_energy_table(en["reference"]["dense"]))
 
     threads = torch.get_num_threads()
     best = {k: min(v) * 1e3 for k, v in times.items()}
@@ -234,7 +241,8 @@ def run(quick: bool) -> list[Row]:
     for k, model in nets.items():
         e = en[k]
         m = e["measured"]
-        group = f"{k} network ({CONFIGS[k].relative_to(ROOT)}), one {H}x{W} stereo frame, batch 1, fp32 CPU"
+        group = f"{k} network ({source[k]}), one {H}x{W} stereo frame, batch 1, fp32 CPU"
+        data = samples[k][2]
         time_note = f"best of {repeat} after warm-up (median {median[k]:.0f} ms), eval, no_grad, {threads} threads"
         if load.cores is not None:
             time_note += f"; {load.note()}"

@@ -37,7 +37,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from evstereo.benchmarks import Row
+from benchmarks import BenchOptions, Row
 from evstereo.snn import SpikingConv, get_backend, set_backend, spike
 
 B, T, C, H, W = 1, 5, 32, 132, 176
@@ -143,7 +143,7 @@ def _interleaved_best(fns: dict[str, Callable[[], None]], repeat: int) -> dict[s
     return best
 
 
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
     """Measure and return the table rows (``quick``: fewer repeats, same problem size)."""
     torch.manual_seed(0)
     repeat = 5 if quick else 20

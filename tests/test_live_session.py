@@ -1,0 +1,52 @@
+"""The library's live session (evstereo.live) in-process, as apps.live_depth and the live benchmark run it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evstereo.errors import InputError
+from evstereo.live import LiveOptions, build_model, format_summary, run_live
+
+
+def test_a_headless_session_in_process_reads_its_input_from_the_network(random_recording, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVSTEREO_SNN_BACKEND", "eager")  # no kernel compilation in a 2-frame run
+    model, name = build_model()  # the shipped network
+    notes = []
+    result = run_live(random_recording, model, name, LiveOptions(max_speed=True, max_frames=2, ply_every=0),
+                      headless=True, out=tmp_path / "out", info=lambda *a, **k: notes.append(a[0]))
+    assert result.failure is None and result.report["status"] == "completed"
+    r = json.loads((tmp_path / "out" / "timings.json").read_text())
+    assert r["frames_produced"] == 2 and r["outputs"]["npy"] == 2
+    spec = model.input_spec
+    assert r["window_ms"] == spec.window_us / 1000  # the network's window
+    assert {k: r["representation"][k] for k in spec.as_dict()} == spec.as_dict()
+    assert "gt_max_disparity" in r["representation"]  # the GT rule, named apart from the network's range
+    assert any(n.startswith("recording:") for n in notes)
+    assert "completed: 2 frames" in format_summary(result.report, result.paths)
+
+
+def test_the_window_option_overrides_only_the_window(random_recording, tmp_path):
+    model, name = build_model(baseline="sgbm")
+    result = run_live(random_recording, model, name, LiveOptions(max_speed=True, max_frames=1, window_ms=25,
+                                                                 ply_every=0),
+                      headless=True, out=tmp_path / "out", info=lambda *a, **k: None)
+    assert result.failure is None
+    rep = result.report["representation"]
+    assert result.report["window_ms"] == 25 and rep["window_us"] == 25_000
+    assert rep["representation"] == model.input_spec.representation and rep["bins"] == model.input_spec.bins
+
+
+def test_a_bad_recording_comes_back_as_the_failure(tmp_path):
+    model, name = build_model(baseline="sgbm")
+    result = run_live(tmp_path / "missing.hdf5", model, name, LiveOptions(), headless=True, out=tmp_path / "out",
+                      info=lambda *a, **k: None)
+    assert result.report is None and isinstance(result.failure, InputError)
+
+
+def test_options_are_checked():
+    with pytest.raises(InputError, match="--window-ms"):
+        LiveOptions(window_ms=0).check()
+    with pytest.raises(InputError, match="--min-depth"):
+        LiveOptions(min_depth=5, max_depth=1).check()
