@@ -332,8 +332,9 @@ class RayBundle:
 
 def _visible_objects(scene: Scene, R: np.ndarray, o: np.ndarray, half_angle: float) -> Candidates:
     """Objects whose bounding sphere meets the camera's view cone, sorted nearest first."""
-    oc = scene.obj_sphere[:, :3] - o
-    r = scene.obj_sphere[:, 3]
+    obj_kind, obj_idx, obj_sphere = scene.bounding_spheres()
+    oc = obj_sphere[:, :3] - o
+    r = obj_sphere[:, 3]
     dist = np.linalg.norm(oc, axis=1)
     z = oc @ R[:, 2]  # along the optical axis
     ang = np.arccos(np.clip(z / np.maximum(dist, 1e-9), -1, 1))
@@ -341,7 +342,7 @@ def _visible_objects(scene: Scene, R: np.ndarray, o: np.ndarray, half_angle: flo
     keep = (dist <= r) | (ang - spread <= half_angle + 0.02)
     order = np.flatnonzero(keep)[np.argsort(dist[keep], kind="stable")]
     c2 = np.einsum("ij,ij->i", oc, oc) - r * r
-    return Candidates(scene.obj_kind[order], scene.obj_idx[order], np.ascontiguousarray(oc[order]),
+    return Candidates(obj_kind[order], obj_idx[order], np.ascontiguousarray(oc[order]),
                       np.ascontiguousarray(c2[order]))
 
 

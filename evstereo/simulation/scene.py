@@ -12,53 +12,32 @@ stays above ~0.6 m in practice; the room is sized so that depth stays below ~8 m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from evstereo.simulation.raycast import BOX, QUAD, SPHERE, SceneArrays
 from evstereo.simulation.textures import TEX_SIZE, build_mip_atlas, make_texture
 
+AMBIENT = 0.35  # share of the light that reaches surfaces facing away from it
 
-@dataclass
-class Scene:
-    """Scene geometry as flat arrays plus textures; :meth:`arrays` is what the ray caster takes."""
 
-    room_lo: np.ndarray  # (3,) room interior min corner (m)
-    room_hi: np.ndarray  # (3,)
-    room_tex: np.ndarray  # (6,) texture per face: -x, +x, -y, +y, -z, +z
-    sph: np.ndarray  # (S, 4) centre xyz, radius
-    sph_tex: np.ndarray  # (S,)
-    box_c: np.ndarray  # (B, 3) centre
-    box_R: np.ndarray  # (B, 3, 3) box -> world rotation
-    box_h: np.ndarray  # (B, 3) half extents
-    box_tex: np.ndarray  # (B,)
-    quad_c: np.ndarray  # (Q, 3) centre
-    quad_e: np.ndarray  # (Q, 3, 3) rows: in-plane axis u, in-plane axis v, normal
-    quad_h: np.ndarray  # (Q, 2) half sizes along u, v
-    quad_tex: np.ndarray  # (Q,)
-    atlas: np.ndarray  # (T, total) float32 mip pyramids
-    mip_offsets: np.ndarray  # (L + 1,) int64
-    texel: np.ndarray  # (T,) texel size of level 0 (m)
-    light: np.ndarray  # (3,) unit direction towards the light
-    ambient: float = 0.35
+class Scene(SceneArrays):
+    """Scene geometry as flat arrays plus textures: the ray caster's :class:`SceneArrays` (whose
+    fields document the shapes) with the scene-level helpers."""
 
-    def __post_init__(self) -> None:
-        # Every object with its bounding sphere (centre, radius), for culling.
+    def arrays(self) -> SceneArrays:
+        """The scene as the ray caster's kernels take it (the plain named tuple numba compiles for)."""
+        return SceneArrays(*self)
+
+    def bounding_spheres(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(kind, index, sphere) of every object: its type, its row in that type's arrays and its
+        bounding sphere (centre xyz, radius), for culling."""
         kinds = [SPHERE] * len(self.sph) + [BOX] * len(self.box_c) + [QUAD] * len(self.quad_c)
         idx = list(range(len(self.sph))) + list(range(len(self.box_c))) + list(range(len(self.quad_c)))
         spheres = [s for s in self.sph]
         spheres += [np.r_[c, np.linalg.norm(h)] for c, h in zip(self.box_c, self.box_h)]
         spheres += [np.r_[c, np.linalg.norm(h)] for c, h in zip(self.quad_c, self.quad_h)]
-        self.obj_kind = np.asarray(kinds, np.int64)
-        self.obj_idx = np.asarray(idx, np.int64)
-        self.obj_sphere = np.asarray(spheres, np.float64).reshape(-1, 4)
-
-    def arrays(self) -> SceneArrays:
-        """The scene as the ray caster's kernels take it."""
-        return SceneArrays(self.room_lo, self.room_hi, self.room_tex, self.sph, self.sph_tex, self.box_c, self.box_R,
-                           self.box_h, self.box_tex, self.quad_c, self.quad_e, self.quad_h, self.quad_tex, self.atlas,
-                           self.mip_offsets, self.texel, self.light, float(self.ambient))
+        return (np.asarray(kinds, np.int64), np.asarray(idx, np.int64),
+                np.asarray(spheres, np.float64).reshape(-1, 4))
 
     def describe(self) -> dict:
         """Counts and sizes, for the recording's metadata."""
@@ -189,5 +168,5 @@ def build_scene(rng: np.random.Generator, reach_lo: np.ndarray, reach_hi: np.nda
         box_tex=stack(box_tex, (), np.int64),
         quad_c=stack(quad_c, (3,)), quad_e=stack(quad_e, (3, 3)), quad_h=stack(quad_h, (2,)),
         quad_tex=stack(quad_tex, (), np.int64),
-        atlas=atlas, mip_offsets=offsets, texel=np.asarray(texels, np.float64), light=light,
+        atlas=atlas, offsets=offsets, texel=np.asarray(texels, np.float64), light=light, ambient=AMBIENT,
     )
