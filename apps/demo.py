@@ -40,7 +40,7 @@ def _run(argv: list[str] | None) -> int:
         from evstereo.simulation import synthesize
 
         info(f"generating a {args.seconds:g} s synthetic MVSEC recording in {folder} ...", flush=True)
-        # compressed events: 95 MB instead of 285 MB for the default 4 s (window reads 1.7x slower,
+        # compressed events: 93 MB instead of 285 MB for the default 4 s (window reads 1.2x slower,
         # a small share of the live frame time)
         synthesize(folder, "demo", args.seconds, args.seed, compress_events=True)
     with open_recording(data) as rec:

@@ -107,7 +107,7 @@ def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
                         f"{base_ms / default:.1f}x faster than bisection", "< 5 ms", default < 5.0,
                         note=f"median of {len(starts)}, ~{int(np.mean(counts)):,} events/window"))
         rows.append(Row(group, "ours, events uncompressed" if COMPRESS_EVENTS else
-                        "ours, events compressed (--compress-events: Blosc LZ4HC + bit shuffle)", other, "ms",
+                        "ours, events compressed (--compress-events: Blosc LZ4HC + byte shuffle)", other, "ms",
                         f"{other / default:.2f}x the default's time",
                         note=f"same windows, read alternately; events {mbz:.0f} MB compressed vs {mb:.0f} MB "
                              f"({mb / mbz:.1f}x smaller; random coordinates compress worst)"))
