@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from evstereo.errors import run_tool
+from evstereo.events.input_spec import InputSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,12 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, metavar="DIR",
                     help="folder for the caches: one RECORDING-KEY.h5 per recording, the name training with "
                          "data.cache_dir=DIR looks for")
-    ap.add_argument("--representation", default="sbt", choices=REPRESENTATIONS,
-                    help="event representation the network reads (default sbt)")
-    ap.add_argument("--bins", type=int, default=5, help="temporal bins (channels) per time step (default 5)")
-    ap.add_argument("--time-steps", type=int, default=1, help="spiking time steps per sample (default 1)")
-    ap.add_argument("--window-ms", type=float, default=50.0,
-                    help="events before each ground-truth frame that make its sample, in ms (default 50)")
+    d = InputSpec()  # the defaults a network's input has
+    ap.add_argument("--representation", default=d.representation, choices=REPRESENTATIONS,
+                    help=f"event representation the network reads (default {d.representation})")
+    ap.add_argument("--bins", type=int, default=d.bins, help=f"temporal bins (channels) per time step (default {d.bins})")
+    ap.add_argument("--time-steps", type=int, default=d.time_steps,
+                    help=f"spiking time steps per sample (default {d.time_steps})")
+    ap.add_argument("--window-ms", type=float, default=d.window_us / 1000,
+                    help=f"events before each ground-truth frame that make its sample, in ms (default {d.window_us / 1000:g})")
     ap.add_argument("--right-gt", action="store_true",
                     help="also store the right camera's GT (flip augmentation: training recordings with data.flip > 0)")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")

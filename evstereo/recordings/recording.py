@@ -16,6 +16,7 @@ import numpy as np
 
 from evstereo.errors import InputError
 from evstereo.events.arrays import Events
+from evstereo.events.input_spec import DEFAULT_WINDOW_US
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
 
 # MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (docs/method.md §6.2).
@@ -175,7 +176,7 @@ class Recording(abc.ABC):
         return plausibility_warnings(str(self.path), counts, ranges,
                                      "its timestamps were probably converted with the wrong --time-unit")
 
-    def stereo_shift(self, window_us: int = 50_000, max_shift: int = 64) -> dict | None:
+    def stereo_shift(self, window_us: int = DEFAULT_WINDOW_US, max_shift: int = 64) -> dict | None:
         """How far right of the right camera's events the left camera's lie, in one window at the
         middle of the recording: ``{"shift_px", "score", "clear"}``, or None without events.
 
