@@ -54,7 +54,7 @@ echo "== live depth, 100 frames, --device $DEV --max-speed"
 "$VPY" - "$WORK/live/timings.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
-keys = ("frames", "frames_per_s", "latency_ms", "stages_ms")
+keys = ("device", "frames_produced", "wall_s", "fps", "latency_ms", "stages_ms")
 print({k: t[k] for k in keys if k in t})
 PY
 echo "cuda-check done ($WORK)"
