@@ -19,6 +19,7 @@ import warnings
 
 from evstereo.recordings.convert import FORMATS, TIME_UNITS, ConvertWarning, convert
 from evstereo.errors import run_tool
+from evstereo.recordings.mvsec_writer import add_event_storage_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,12 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sort events that are not in time order (in memory) instead of refusing the input")
     ap.add_argument("--no-frames", action="store_true", help="aedat4: do not write APS frames")
     ap.add_argument("--no-imu", action="store_true", help="aedat4: do not write IMU samples")
-    events = ap.add_mutually_exclusive_group()
-    events.add_argument("--compress-events", dest="compress_events", action="store_true", default=None,
-                        help="store the events compressed (Blosc LZ4HC: about 5x smaller, window reads a little "
-                             "slower; other programs need `import hdf5plugin` to read them)")
-    events.add_argument("--no-compress-events", dest="compress_events", action="store_false",
-                        help="store the events uncompressed (the fastest window reads)")
+    add_event_storage_options(ap)
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary (warnings still show)")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return ap

@@ -20,6 +20,7 @@ from evstereo.errors import run_tool
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (options beyond the contract have simulator defaults)."""
+    from evstereo.recordings.mvsec_writer import add_event_storage_options
     from evstereo.simulation import SynthOptions
 
     d = SynthOptions()
@@ -43,12 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-step-px", type=float, default=d.max_step_px,
                     help=f"largest image motion between renders; smaller is slower and finer "
                          f"(default {d.max_step_px})")
-    events = ap.add_mutually_exclusive_group()
-    events.add_argument("--compress-events", dest="compress_events", action="store_true", default=None,
-                        help="store the events compressed (Blosc LZ4HC: about 5x smaller files, window reads "
-                             "a little slower; other programs need `import hdf5plugin` to read them)")
-    events.add_argument("--no-compress-events", dest="compress_events", action="store_false",
-                        help="store the events uncompressed (the fastest window reads)")
+    add_event_storage_options(ap)
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return ap

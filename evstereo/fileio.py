@@ -137,19 +137,18 @@ def check_writable(path: str | os.PathLike, folder: bool = False, need_bytes: in
         raise InputError(path, "is a folder; give a file name")
     if folder and path.exists() and not path.is_dir():
         raise InputError(path, "is a file; give a folder")
-    probe_dir = target_dir
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".write-check.{os.getpid()}-", dir=probe_dir)
+        fd, probe = tempfile.mkstemp(prefix=f".write-check.{os.getpid()}-", dir=target_dir)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        free = shutil.disk_usage(probe_dir).free
+        free = shutil.disk_usage(target_dir).free
     except OSError:
         free = None
     if free is not None and free < need_bytes:

@@ -332,7 +332,7 @@ class RayBundle:
 
 def _visible_objects(scene: Scene, R: np.ndarray, o: np.ndarray, half_angle: float) -> Candidates:
     """Objects whose bounding sphere meets the camera's view cone, sorted nearest first."""
-    obj_kind, obj_idx, obj_sphere = scene.bounding_spheres()
+    obj_kind, obj_idx, obj_sphere = scene.bounding_spheres
     oc = obj_sphere[:, :3] - o
     r = obj_sphere[:, 3]
     dist = np.linalg.norm(oc, axis=1)
@@ -361,7 +361,7 @@ def render(scene: Scene, bundle: RayBundle, T_world_cam: np.ndarray,
     view = View(bundle.rays, R, o, bundle.pix_angle)
     hit_kind = np.empty(n, np.int8)
     hit_idx = np.empty(n, np.int64)
-    arrays = scene.arrays()
+    arrays = scene.arrays
     _nearest_hits(view, active, arrays, depth, hit_kind, hit_idx)
     if with_radiance:
         _radiance(view, arrays, depth, hit_kind, hit_idx, rad)

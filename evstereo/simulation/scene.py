@@ -12,6 +12,8 @@ stays above ~0.6 m in practice; the room is sized so that depth stays below ~8 m
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from evstereo.simulation.raycast import BOX, QUAD, SPHERE, SceneArrays
@@ -22,12 +24,15 @@ AMBIENT = 0.35  # share of the light that reaches surfaces facing away from it
 
 class Scene(SceneArrays):
     """Scene geometry as flat arrays plus textures: the ray caster's :class:`SceneArrays` (whose
-    fields document the shapes) with the scene-level helpers."""
+    fields document the shapes) with the scene-level helpers. The derived values are computed
+    once per scene, not per render (a tuple subclass without ``__slots__`` has a ``__dict__``)."""
 
+    @cached_property
     def arrays(self) -> SceneArrays:
         """The scene as the ray caster's kernels take it (the plain named tuple numba compiles for)."""
         return SceneArrays(*self)
 
+    @cached_property
     def bounding_spheres(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(kind, index, sphere) of every object: its type, its row in that type's arrays and its
         bounding sphere (centre xyz, radius), for culling."""

@@ -81,7 +81,9 @@ class LastCheckpoint(L.Callback):
         self.path, self.every_n_steps = Path(path), max(int(every_n_steps), 1)
 
     def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it; rank 0 writes
+        # the whole training state (weights, optimiser, loops) as plain data, read back with
+        # weights_only=True (read_resume_checkpoint); every rank calls it, rank 0 writes
+        trainer.save_checkpoint(self.path)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if trainer.global_step % self.every_n_steps == 0 and not _epoch_done(trainer, in_batch_end=True):
