@@ -28,7 +28,7 @@ from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
 from evstereo.datasets.splits import mvsec_split
 from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
-from evstereo.datasets.transforms import Compose, HorizontalFlipSwap, RandomCrop
+from evstereo.datasets.transforms import CameraRealism, Compose, HorizontalFlipSwap, RandomCrop, RandomScale
 from evstereo.errors import InputError
 
 Items = list[tuple[Path, np.ndarray | None]]
@@ -64,19 +64,35 @@ def _crop_size(crop) -> tuple[int, int] | None:
     return int(crop[0]), int(crop[1])
 
 
+_REALISM_KEYS = ("p_sparse", "keep", "p_noise", "noise_fraction", "p_offset", "max_offset_px")
+
+
+def _augment_options(augment: dict | None) -> dict:
+    """``data.augment``: ``scale_jitter: [low, high]`` (multi-scale training around each
+    sensor's automatic scale) and the :class:`CameraRealism` options; unknown keys are errors."""
+    augment = dict(augment or {})
+    unknown = set(augment) - {"scale_jitter", *_REALISM_KEYS}
+    if unknown:
+        raise ValueError(f"unknown data.augment options: {', '.join(sorted(unknown))} "
+                         f"(known: scale_jitter, {', '.join(_REALISM_KEYS)})")
+    return augment
+
+
 class StereoDataModule(L.LightningDataModule):
     def __init__(self, train: list[str] | str | None = None, val: list[str] | str | None = None,
                  test: list[str] | str | None = None, mvsec_root: str | None = None, mvsec_split: int | None = None,
                  spec: dict | None = None, crop: tuple[int, int] | None = None, flip: float = 0.0,
                  batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None, search_split: bool = False,
-                 progress: bool = True, rebuild_damaged_cache: bool = False):
+                 progress: bool = True, rebuild_damaged_cache: bool = False, augment: dict | None = None):
         super().__init__()
         self.crop = _crop_size(crop)
+        self.augment = _augment_options(augment)
         self.save_hyperparameters({
             "train": _plain_paths(train), "val": _plain_paths(val), "test": _plain_paths(test),
             "mvsec_root": _plain_paths(mvsec_root), "mvsec_split": mvsec_split, "spec": dict(spec or {}),
             "crop": None if self.crop is None else list(self.crop), "flip": flip, "batch_size": batch_size,
-            "num_workers": num_workers, "cache_dir": _plain_paths(cache_dir), "search_split": search_split})
+            "num_workers": num_workers, "cache_dir": _plain_paths(cache_dir), "search_split": search_split,
+            "augment": dict(augment or {})})
         self.spec = SampleSpec(**(spec or {}))
         self.flip = flip
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -137,10 +153,16 @@ class StereoDataModule(L.LightningDataModule):
         if stage != "train":
             return None
         ts = []
+        aug = self.augment
+        if aug.get("scale_jitter") is not None:  # before the crop: the crop then sees the scaled image
+            ts.append(RandomScale(tuple(aug["scale_jitter"]), self.spec.gt_max_disparity, self.crop))
         if self.crop:
             ts.append(RandomCrop(*self.crop))
         if self.flip > 0:
             ts.append(HorizontalFlipSwap(self.flip))
+        realism = {k: aug[k] for k in _REALISM_KEYS if k in aug}
+        if realism:
+            ts.append(CameraRealism(**realism))
         return Compose(ts) if ts else None
 
     def _dataset(self, stage: str) -> Dataset | None:

@@ -1,0 +1,117 @@
+"""Input scale: resample event frames to the resolution the network works at, and disparities back.
+
+A stereo network learns a range of disparities and of structure sizes in pixels. A 128x128
+DVS128 sees a scene with about 2.3x fewer pixels per degree than the 346x260 DAVIS346 the
+network is trained around, so its disparities and edges are 2.3x smaller; a 640x480 camera's
+are 1.8x larger. Resampling the input by ``s`` multiplies disparities by ``s``, so the network
+sees the scale it was trained at; the prediction is resampled back and divided by ``s``.
+
+The same functions serve training (multi-scale augmentation: each recording at its automatic
+scale times a random factor) and inference (the automatic scale), so both see identical
+resampling. Frames are resampled bilinearly, with antialiasing when shrinking (several input
+pixels then fall on one output pixel, as on a coarser sensor). Ground-truth disparity is
+resampled by nearest neighbour, so no invalid pixel leaks into a valid one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+NOMINAL_HW = (260, 346)  # the DAVIS346 / MVSEC resolution the networks are trained around
+SCALE_STEP = 0.25  # automatic scales are multiples of this, so nearby sensor sizes share one
+SCALE_RANGE = (0.25, 4.0)
+
+
+def auto_scale(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW) -> float:
+    """The factor that brings a ``height`` x ``width`` sensor to the nominal pixel count,
+    rounded to a multiple of SCALE_STEP within SCALE_RANGE (1.0 for the nominal sensor)."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"sensor size must be positive, not {height}x{width}")
+    s = math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width))
+    s = round(s / SCALE_STEP) * SCALE_STEP
+    return float(min(max(s, SCALE_RANGE[0]), SCALE_RANGE[1]))
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """Size of a ``height`` x ``width`` image resampled by ``scale`` (at least 1 x 1)."""
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def resample_frames(frames: torch.Tensor | np.ndarray, scale: float,
+                    size: tuple[int, int] | None = None) -> torch.Tensor | np.ndarray:
+    """Resample the last two (H, W) axes of event frames by ``scale`` (or to ``size``).
+
+    Returns the input's type (numpy float32 for numpy input); scale 1 returns it unchanged.
+    """
+    h, w = frames.shape[-2:]
+    size = size or scaled_size(h, w, scale)
+    if tuple(size) == (h, w):
+        return frames
+    is_numpy = isinstance(frames, np.ndarray)
+    x = torch.from_numpy(np.ascontiguousarray(frames, np.float32)) if is_numpy else frames
+    lead = x.shape[:-2]
+    flat = x.reshape(1, -1, h, w)
+    shrink = size[0] < h or size[1] < w
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    out = out.reshape(*lead, *size)
+    return out.numpy() if is_numpy else out
+
+
+def resample_disparity(disparity: np.ndarray, valid: np.ndarray, scale: float,
+                       size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth for frames resampled by ``scale``: nearest-neighbour maps, disparity x scale.
+
+    The scale actually applied per axis is size/original; the horizontal one multiplies
+    the disparity (rows and columns differ only by rounding)."""
+    h, w = disparity.shape
+    size = size or scaled_size(h, w, scale)
+    if tuple(size) == (h, w):
+        return disparity, valid
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
+    sx = size[1] / w
+    out_valid = valid[rows[:, None], cols[None, :]]
+    out = np.where(out_valid, disparity[rows[:, None], cols[None, :]] * sx, 0).astype(np.float32)
+    return out, out_valid
+
+
+def restore_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A per-pixel map [B, h, w] (e.g. a confidence) on resampled frames -> [B, H, W] at the
+    sensor's ``size``, bilinearly."""
+    if tuple(values.shape[-2:]) == tuple(size):
+        return values
+    return F.interpolate(values.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+def restore_disparity(disparity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A disparity map [B, h, w] predicted on resampled frames -> [B, H, W] at the sensor's
+    ``size``, in the sensor's pixels (divided by the horizontal scale)."""
+    w = disparity.shape[-1]
+    return restore_map(disparity, size) * (size[1] / w) if w != size[1] else restore_map(disparity, size)
+
+
+def parse_scale(text: str | float) -> str | float:
+    """A ``--scale`` value: "auto", or a positive factor within SCALE_RANGE (ValueError otherwise)."""
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    try:
+        s = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be 'auto' or a number, not {text!r}") from None
+    if not SCALE_RANGE[0] <= s <= SCALE_RANGE[1]:
+        raise ValueError(f"scale {s:g} is outside {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}")
+    return s
+
+
+def resolve_scale(option: str | float, height: int, width: int,
+                  nominal_hw: tuple[int, int] | None = None) -> float:
+    """The factor for a ``height`` x ``width`` sensor: ``auto_scale`` towards ``nominal_hw``
+    (None: NOMINAL_HW) for "auto", else the given factor."""
+    option = parse_scale(option)
+    if option == "auto":
+        return auto_scale(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW)
+    return float(option)
