@@ -82,3 +82,14 @@ def test_camera_realism_noise_and_vertical_offset():
 def test_datamodule_rejects_unknown_augment_options():
     with pytest.raises(ValueError, match="unknown data.augment options: blur"):
         StereoDataModule(augment={"blur": 1})
+
+
+def test_lowres_look_blurs_but_keeps_geometry():
+    s = _sample(260, 346, 10.0, density=0.05)
+    plain = RandomScale((1.0, 1.0))(s, np.random.default_rng(0))
+    low = RandomScale((1.0, 1.0), p_lowres=1.0, lowres=(0.5, 0.5))(s, np.random.default_rng(0))
+    assert plain is s  # nothing to do at scale 1 without the low-res look
+    assert low["left"].shape == s["left"].shape and np.array_equal(low["disparity"], s["disparity"])
+    # through a half-size grid: isolated events spread over their neighbours, total kept
+    assert (low["left"] != 0).mean() > 2 * (s["left"] != 0).mean()
+    assert abs(low["left"].sum() - s["left"].sum()) < 0.05 * np.abs(s["left"]).sum()

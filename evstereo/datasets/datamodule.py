@@ -69,12 +69,13 @@ _REALISM_KEYS = ("p_sparse", "keep", "p_noise", "noise_fraction", "p_offset", "m
 
 def _augment_options(augment: dict | None) -> dict:
     """``data.augment``: ``scale_jitter: [low, high]`` (multi-scale training around each
-    sensor's automatic scale) and the :class:`CameraRealism` options; unknown keys are errors."""
+    sensor's automatic scale), ``p_lowres`` (low-resolution look, see :class:`RandomScale`)
+    and the :class:`CameraRealism` options; unknown keys are errors."""
     augment = dict(augment or {})
-    unknown = set(augment) - {"scale_jitter", *_REALISM_KEYS}
+    unknown = set(augment) - {"scale_jitter", "p_lowres", *_REALISM_KEYS}
     if unknown:
         raise ValueError(f"unknown data.augment options: {', '.join(sorted(unknown))} "
-                         f"(known: scale_jitter, {', '.join(_REALISM_KEYS)})")
+                         f"(known: scale_jitter, p_lowres, {', '.join(_REALISM_KEYS)})")
     return augment
 
 
@@ -155,7 +156,8 @@ class StereoDataModule(L.LightningDataModule):
         ts = []
         aug = self.augment
         if aug.get("scale_jitter") is not None:  # before the crop: the crop then sees the scaled image
-            ts.append(RandomScale(tuple(aug["scale_jitter"]), self.spec.gt_max_disparity, self.crop))
+            ts.append(RandomScale(tuple(aug["scale_jitter"]), self.spec.gt_max_disparity, self.crop,
+                                  p_lowres=float(aug.get("p_lowres", 0.0))))
         if self.crop:
             ts.append(RandomCrop(*self.crop))
         if self.flip > 0:

@@ -69,15 +69,21 @@ class RandomScale:
 
     Disparities scale with the image, so GT above ``max_disparity`` after scaling becomes
     invalid. The factor is raised where needed so the result still holds a ``min_size`` crop.
+    With probability ``p_lowres`` the frames first pass through a coarser grid (a share in
+    ``lowres`` of the output size): what a low-resolution sensor such as a DVS128 looks like
+    once inference has brought it up to the network's scale.
     """
 
     def __init__(self, jitter: tuple[float, float] = (0.7, 1.4), max_disparity: float | None = None,
-                 min_size: tuple[int, int] | None = None, nominal_hw: tuple[int, int] | None = None):
+                 min_size: tuple[int, int] | None = None, nominal_hw: tuple[int, int] | None = None,
+                 p_lowres: float = 0.0, lowres: tuple[float, float] = (0.4, 0.8)):
         lo, hi = float(jitter[0]), float(jitter[1])
         if not 0 < lo <= hi:
             raise ValueError(f"scale jitter must be 0 < low <= high, not {jitter!r}")
+        if not 0 <= p_lowres <= 1 or not 0 < lowres[0] <= lowres[1] <= 1:
+            raise ValueError(f"p_lowres must be in [0, 1] and lowres 0 < low <= high <= 1, not {p_lowres}, {lowres!r}")
         self.jitter, self.max_disparity, self.min_size = (lo, hi), max_disparity, min_size
-        self.nominal_hw = nominal_hw
+        self.nominal_hw, self.p_lowres, self.lowres = nominal_hw, p_lowres, lowres
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         h, w = sample["disparity"].shape
@@ -88,11 +94,16 @@ class RandomScale:
         size = scaled_size(h, w, scale)
         if self.min_size is not None:
             size = (max(size[0], self.min_size[0]), max(size[1], self.min_size[1]))
-        if size == (h, w):
+        coarse = None
+        if self.p_lowres and rng.random() < self.p_lowres:
+            f = rng.uniform(*self.lowres)
+            coarse = scaled_size(size[0], size[1], f)
+        if size == (h, w) and coarse is None:
             return sample
         out = dict(sample)
         for k in _IMAGE_KEYS:
-            out[k] = resample_frames(sample[k], scale, size)
+            x = sample[k] if coarse is None else resample_frames(sample[k], 0.0, coarse)
+            out[k] = resample_frames(x, scale, size)
         for d, v in (("disparity", "valid"), ("disparity_right", "valid_right")):
             if d in sample:
                 disp, valid = resample_disparity(sample[d], sample[v], scale, size)
