@@ -10,7 +10,13 @@ objects that may be visible, nearest first); they write into plain arrays.
 Two passes: :func:`_nearest_hits` finds the nearest surface of every ray (room faces by slab,
 objects behind a bounding-sphere test); :func:`_radiance` computes surface coordinates,
 pixel footprint and Lambertian shade of each hit, then looks the texture up with trilinear
-mip-mapping (the footprint picks the level, so nothing aliases).
+mip-mapping (the footprint picks the level, so nothing aliases; beyond the coarsest level,
+as on a ground plane near the horizon, the lookup fades to the texture's mean). Textures
+move with their objects: boxes and quads through their axes, spheres through ``sph_R``.
+Room faces with ``room_emit > 0`` glow instead of being lit (an outdoor sky).
+
+The kernels know nothing of time: a scene with moving objects is rendered at time t as the
+plain arrays of ``scene.at(t)`` (:mod:`evstereo.simulation.scene`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ class SceneArrays(NamedTuple):
     room_lo: np.ndarray  # (3,) room interior min corner (m)
     room_hi: np.ndarray  # (3,)
     room_tex: np.ndarray  # (6,) texture per face: -x, +x, -y, +y, -z, +z
+    room_emit: np.ndarray  # (6,) > 0: the face glows with this gain times its texture, unlit (a sky)
     sph: np.ndarray  # (S, 4) centre xyz, radius
+    sph_R: np.ndarray  # (S, 3, 3) sphere -> world rotation (turns the texture with the sphere)
     sph_tex: np.ndarray  # (S,)
     box_c: np.ndarray  # (B, 3) centre
     box_R: np.ndarray  # (B, 3, 3) box -> world rotation
@@ -52,6 +60,7 @@ class SceneArrays(NamedTuple):
     texel: np.ndarray  # (T,) texel size of level 0 (m)
     light: np.ndarray  # (3,) unit direction towards the light
     ambient: float
+    min_cos: float  # the footprint stretch at grazing view is capped at 1 / min_cos
 
 
 class View(NamedTuple):
@@ -110,7 +119,15 @@ def _sample(atlas, ti, offsets, su, sv, ratio):
     m, e = math.frexp(ratio)
     lv = e - 2.0 + 2.0 * m
     if lv >= n_levels - 1:
-        return _sample_level(atlas, ti, offsets, n_levels - 1, su, sv)
+        # Beyond the coarsest level (a far ground plane near the horizon) fade to the texture's
+        # mean over one more octave, as the next (2x2, 1x1) levels would, so it never aliases.
+        last = n_levels - 1
+        s0 = _sample_level(atlas, ti, offsets, last, su, sv)
+        mean = np.float32(0.0)
+        for j in range(offsets[last], offsets[last + 1]):
+            mean += atlas[ti, j]
+        mean /= np.float32(offsets[last + 1] - offsets[last])
+        return s0 + (mean - s0) * np.float32(min(lv - last, 1.0))
     l0 = int(lv)
     f = np.float32(lv - l0)
     s0 = _sample_level(atlas, ti, offsets, l0, su, sv)
@@ -223,8 +240,8 @@ def _nearest_hits(view, cand, scene, out_t, hit_kind, hit_idx):
 def _radiance(view, scene, out_t, hit_kind, hit_idx, out_rad):
     """Passes 2 and 3: the shaded, mip-mapped texture at every hit of pass 1 into ``out_rad`` (NaN: no hit)."""
     rays, R, o, pix_angle = view
-    (room_lo, room_hi, room_tex, sph, sph_tex, box_c, box_R, box_h, box_tex, quad_c, quad_e, quad_h, quad_tex,
-     atlas, offsets, texel, light, ambient) = scene
+    (room_lo, room_hi, room_tex, room_emit, sph, sph_R, sph_tex, box_c, box_R, box_h, box_tex, quad_c, quad_e, quad_h,
+     quad_tex, atlas, offsets, texel, light, ambient, min_cos) = scene
     n_pix = rays.shape[0]
     # Pass 2: surface coordinates, footprint and shade of each hit. Pass 3: texture lookups.
     # Separate small loops overlap their memory latency far better than one big loop body.
@@ -246,6 +263,7 @@ def _radiance(view, scene, out_t, hit_kind, hit_idx, out_rad):
         dz = R[2, 0] * rx + R[2, 1] * ry + R[2, 2] * rz
         dd = dx * dx + dy * dy + dz * dz
         hx, hy, hz = o[0] + best * dx, o[1] + best * dy, o[2] + best * dz
+        emit = 0.0
         # Surface coordinates (u, v) in metres, normal and texture of the hit.
         if kind == ROOM:
             a = idx // 2
@@ -259,12 +277,16 @@ def _radiance(view, scene, out_t, hit_kind, hit_idx, out_rad):
             else:
                 u, v = hx, hy
             ti = room_tex[idx]
+            emit = room_emit[idx]
         elif kind == SPHERE:
             r = sph[idx, 3]
             nx, ny, nz = (hx - sph[idx, 0]) / r, (hy - sph[idx, 1]) / r, (hz - sph[idx, 2]) / r
-            # Equirectangular mapping, metric along the equator.
-            u = r * np.arctan2(nx, nz)
-            v = r * np.arcsin(min(1.0, max(-1.0, ny)))
+            # Equirectangular mapping of the normal in the sphere's frame, metric along the equator.
+            lx = nx * sph_R[idx, 0, 0] + ny * sph_R[idx, 1, 0] + nz * sph_R[idx, 2, 0]
+            ly = nx * sph_R[idx, 0, 1] + ny * sph_R[idx, 1, 1] + nz * sph_R[idx, 2, 1]
+            lz = nx * sph_R[idx, 0, 2] + ny * sph_R[idx, 1, 2] + nz * sph_R[idx, 2, 2]
+            u = r * np.arctan2(lx, lz)
+            v = r * np.arcsin(min(1.0, max(-1.0, ly)))
             ti = sph_tex[idx]
         elif kind == BOX:
             lx = (hx - box_c[idx, 0]) * box_R[idx, 0, 0] + (hy - box_c[idx, 1]) * box_R[idx, 1, 0] \
@@ -297,13 +319,16 @@ def _radiance(view, scene, out_t, hit_kind, hit_idx, out_rad):
         dn = np.sqrt(dd)
         cos_view = abs(nx * dx + ny * dy + nz * dz) / dn
         # Pixel footprint on the surface (m): range * pixel angle, stretched at grazing angles.
-        footprint = best * dn * pix_angle / max(cos_view, 0.2)
+        footprint = best * dn * pix_angle / max(cos_view, min_cos)
         inv = 1.0 / texel[ti]
         tex_id[i] = ti
         su[i] = u * inv
         sv[i] = v * inv
         ratio[i] = footprint * inv
-        shade[i] = ambient + (1.0 - ambient) * abs(nx * light[0] + ny * light[1] + nz * light[2])
+        if emit > 0.0:
+            shade[i] = emit
+        else:
+            shade[i] = ambient + (1.0 - ambient) * abs(nx * light[0] + ny * light[1] + nz * light[2])
     for i in numba.prange(n_pix):
         if tex_id[i] < 0:
             out_rad[i] = np.nan

@@ -6,6 +6,8 @@ features event cameras see best) and sometimes stripes. Textures live on surface
 (u, v) coordinates, so every view of a surface sees the same pattern. A mip pyramid (box
 filtered, periodic) lets the ray caster sample at the pixel footprint: without it distant
 surfaces alias and flicker, which would create events that no real camera produces.
+Nearly uniform textures (sky, paint) come from :func:`make_plain_texture`; textures cut from
+photographs from :mod:`evstereo.simulation.photo_textures`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ def make_texture(rng: np.random.Generator, n: int = TEX_SIZE, contrast: float = 
     log = np.log(img)
     mean = log.mean()
     img = np.exp(mean + contrast * (log - mean))
+    return np.clip(img, 0.01, 1.0).astype(np.float32)
+
+
+def make_plain_texture(rng: np.random.Generator, mean: float, log_std: float, n: int = TEX_SIZE,
+                       beta: float = 2.6) -> np.ndarray:
+    """A nearly uniform tileable texture (sky, paint, glass): ``mean`` times smooth 1/f^beta
+    noise of ``log_std`` in log units; (n, n) float32 in [0.01, 1], like :func:`make_texture`."""
+    img = mean * np.exp(log_std * _fractal_noise(rng, n, beta))
     return np.clip(img, 0.01, 1.0).astype(np.float32)
 
 
