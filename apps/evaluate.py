@@ -1,19 +1,26 @@
 """`python -m apps.evaluate --checkpoint CKPT --data DIR [--split N] --out results.json`: score a model.
 
 Prints and writes the MVSEC metrics (``evstereo.metrics``: mean_disparity_error [px],
-one_pixel_accuracy [fraction], mean_depth_error [m], median_depth_error [m]; the same names
-and units in results.json and on the console), SOPs, MACs and energy per frame, and frames/s.
-``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model.
+one_pixel_accuracy [fraction], mean_depth_error [m], median_depth_error [m]) and DSEC's (1pe,
+2pe [%], mae, rmse [px]) over every valid GT pixel, the same over the confident pixels
+(confidence >= ``--min-confidence``, ``evstereo.inference.prediction``) with their coverage
+(the share of GT pixels kept), for all recordings and for each one (``recordings`` in
+results.json), with the same names and units in results.json and on the console; SOPs, MACs
+and energy per frame, and frames/s. ``--scale auto|FACTOR`` resamples the network's input
+(auto: towards the sensor size it is trained around; 1: off; results.json's ``scale``).
+``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model, at
+the sensor's own resolution (its confident pixels: those it matched).
 ``--split N`` needs only the test sequence of split N (indoor_flyingN_data.hdf5, _gt.hdf5).
 
 Outputs, all checked for writability before any work: ``--out`` (results JSON), with
 ``--save-predictions DIR`` each frame's disparity as float32 px ``DIR/<t_us>.npy`` (the GT
 timestamp in us, zero-padded to 16 digits so names sort in time order; one subfolder per
-recording when there are several), and ``--examples N`` pictures of the first N frames in
-``examples/example_<t_us>.png`` beside the results (events, prediction, SGBM with
---baseline, ground truth, errors, with colour bars in px). ``--json`` prints the results to
-stdout too; ``-q`` shows no progress bar and no summary. Bad input: one line, exit code 2;
-Ctrl-C: one line, exit code 130.
+recording when there are several) and its confidence as ``DIR/confidence/<t_us>.npy``, and
+``--examples N`` pictures of the first N frames in ``examples/example_<t_us>.png`` beside the
+results (events, prediction, SGBM with --baseline, each showing its confident pixels only
+unless ``--show-all``; ground truth; errors over every GT pixel; colour bars in px).
+``--json`` prints the results to stdout too; ``-q`` shows no progress bar and no summary.
+Bad input: one line, exit code 2; Ctrl-C: one line, exit code 130.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from evstereo.devices import add_device_option, resolve_device
 from evstereo.errors import InputError, run_tool
 from evstereo.fileio import atomic_path, check_writable, write_text_atomic
 from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items, plan_frames
+from evstereo.inference.prediction import add_prediction_options, check_prediction_options, confident
 from evstereo.live.outputs import frame_stem
 from evstereo.metrics import METRIC_UNITS, format_metrics
 from evstereo.models import SGBMStereo, load_checkpoint, shipped_checkpoint
@@ -52,10 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also score this classical baseline on the same frames (sgbm: OpenCV's StereoSGBM)")
     ap.add_argument("--examples", type=int, default=4, metavar="N", help="example PNGs to write (default 4; 0: none)")
     ap.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames")
+    add_prediction_options(ap, "examples show")
     add_device_option(ap)
     ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (instead of the summary)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary (errors still print)")
     return ap
+
+
+def _scale_text(r: dict) -> str:
+    if r.get("scale") is not None:
+        return f"scale {r['scale']:g}"
+    recordings = r["recordings"].items()
+    return "scales " + ", ".join(f"{Path(k).stem.removesuffix('_data')} {v['scale']:g}" for k, v in recordings)
 
 
 def _summary(name: str, r: dict) -> str:
@@ -64,7 +80,13 @@ def _summary(name: str, r: dict) -> str:
         parts.append(f"{r['energy_mj']:.3f} mJ/frame ({r['sops'] / 1e9:.3f} G SOPs, {r['macs'] / 1e9:.3f} G MACs)")
     if r.get("frames_per_s"):
         parts.append(f"{r['frames_per_s']:.1f} frames/s")
-    return f"{name} over {r['frames']} frames: " + "; ".join(parts)
+    lines = [f"{name} over {r['frames']} frames ({_scale_text(r)}): " + "; ".join(parts)]
+    c = r.get("confident")
+    if c is not None:
+        cover = "-" if c["coverage"] is None else f"{100 * c['coverage']:.1f} %"
+        lines.append(f"  confident pixels (confidence >= {r['min_confidence']:g}, {cover} of GT pixels): "
+                     + (format_metrics(c) if c["frames"] else "none"))
+    return "\n".join(lines)
 
 
 def _run(argv: list[str] | None) -> int:
@@ -73,6 +95,8 @@ def _run(argv: list[str] | None) -> int:
         raise InputError(None, f"--max-frames {args.max_frames}: must be positive")
     if args.examples < 0:
         raise InputError(None, f"--examples {args.examples}: must be 0 (none) or positive")
+    check_prediction_options(args)
+    conf_options = dict(min_confidence=args.min_confidence, event_radius=args.event_radius)
     device = resolve_device(args.device)
     # every output is checked before the model loads: a read-only or full disk fails now, not later
     out = check_writable(args.out)
@@ -90,15 +114,17 @@ def _run(argv: list[str] | None) -> int:
         sub = Path(f.recording).stem.removesuffix("_data") if several else ""  # same times in two recordings
         return folder / sub / f"{prefix}{frame_stem(f.t_us)}{suffix}"
 
+    def shown(f: EvalFrame) -> np.ndarray:
+        return f.prediction if args.show_all else confident(f.prediction, f.confidence, args.min_confidence)
+
     baseline_examples: dict[tuple[str, int], np.ndarray] = {}
     if args.baseline == "sgbm":  # first, so that the model's examples can show its prediction beside
         def keep(f: EvalFrame) -> None:
             if len(baseline_examples) < args.examples:
-                baseline_examples[(f.recording, f.t_us)] = f.prediction
+                baseline_examples[(f.recording, f.t_us)] = shown(f)
 
         sgbm = SGBMStereo(max_disparity=model.max_disparity, input_spec=model.input_spec)  # the same frames
-        base = evaluate(sgbm, plan, on_frame=keep,
-                        progress=None if args.quiet else "sgbm")
+        base = evaluate(sgbm, plan, on_frame=keep, progress=None if args.quiet else "sgbm", **conf_options)
 
     n_frames = {"n": 0}
 
@@ -108,9 +134,13 @@ def _run(argv: list[str] | None) -> int:
             path.parent.mkdir(exist_ok=True)
             with atomic_path(path) as tmp:
                 np.save(tmp, f.prediction.astype(np.float32))
+            path = frame_path(pred_dir / "confidence", f, "", ".npy")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                np.save(tmp, f.confidence.astype(np.float32))
         if n_frames["n"] < args.examples:
             s = f.sample
-            preds = {"model": f.prediction}
+            preds = {"model": shown(f)}
             if (f.recording, f.t_us) in baseline_examples:
                 preds[args.baseline] = baseline_examples[(f.recording, f.t_us)]
             image = evaluation_example(tensor_event_image(s["left"]), preds,
@@ -122,9 +152,11 @@ def _run(argv: list[str] | None) -> int:
                     raise InputError(path, "OpenCV could not write this image")
         n_frames["n"] += 1
 
-    result = evaluate(model, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model")
+    result = evaluate(model, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model",
+                      scale=args.scale, **conf_options)
     report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split, "device": str(device),
-              "representation": spec.as_dict(), "metric_units": METRIC_UNITS, **result.as_dict()}
+              "representation": spec.as_dict(), "metric_units": METRIC_UNITS, "scale_option": args.scale,
+              "event_radius": args.event_radius, **result.as_dict()}
     if args.baseline == "sgbm":
         report["baselines"] = {"sgbm": base.as_dict()}
     write_text_atomic(out, json.dumps(report, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
     python -m apps.live_depth RECORDING [--checkpoint CKPT] [--baseline sgbm] [--max-speed | --real-time]
         [--speed X] [--window-ms 50] [--stride-ms MS] [--headless --out DIR] [--cloud] [--ply-every N]
+        [--scale auto|FACTOR] [--min-confidence C] [--event-radius PX] [--show-all]
         [--max-frames N] [--device cpu|cuda|cuda:N|auto] [--compile] [--json] [-q]
 
 RECORDING is anything ``open_recording`` opens (an MVSEC-layout .hdf5, official, synthetic or
@@ -16,9 +17,18 @@ skipped and counted); headless, or with no display, it processes every window as
 can. ``--real-time`` and ``--max-speed`` choose either explicitly. ``--baseline sgbm`` runs
 OpenCV's StereoSGBM instead of a network (``--model sgbm``, its old spelling, still works).
 
+Any sensor size: ``--scale auto`` (the default) resamples each window's event frames to the
+size the network is trained around (e.g. x2.25 for a 128x128 DVS128, x1 for 346x260) and
+brings disparity and confidence back to the sensor's pixels; ``--scale FACTOR`` fixes it,
+1 is off; SGBM always runs at the sensor's resolution. Pictures, the cloud window and PLY
+files show only confident pixels (``--min-confidence``, default 0.45; see
+``evstereo.inference.prediction``), the others black or absent; ``--show-all`` shows every
+pixel. The overlay shows the scale and the share of confident pixels.
+
 --headless, or no display: writes into --out (default ./live_out) live_depth.mp4,
-depth/<t_us>.png (disparity/<t_us>.png without calibration), disparity_npy/<t_us>.npy,
-clouds/<t_us>.ply and timings.json (see evstereo.live.outputs); the folder is checked
+depth/<t_us>.png (disparity/<t_us>.png without calibration), disparity_npy/<t_us>.npy (every
+pixel), confidence_npy/<t_us>.npy, clouds/<t_us>.ply and timings.json (see
+evstereo.live.outputs; it records the scale used and the confidence options); the folder is checked
 for writability before the model loads. Metrics use evaluate's names and units
 (``evstereo.metrics``). Bad or corrupt input: one line naming the file, exit code 2,
 everything written so far kept (the video and timings.json are finalised). Ctrl-C: one
@@ -35,6 +45,7 @@ import sys
 from evstereo.devices import add_device_option, resolve_device
 from evstereo.errors import InputError, run_tool
 from evstereo.fileio import check_writable
+from evstereo.inference.prediction import add_prediction_options
 from evstereo.live import LiveOptions, build_model, format_summary, run_live
 from evstereo.live.outputs import report_json
 from evstereo.live.session import BASELINES
@@ -75,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ply-every", type=int, default=10, metavar="N",
                     help="headless: a PLY cloud every N frames (default 10; 0: none)")
     ap.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N windows")
+    add_prediction_options(ap, "pictures, clouds and PLY files show")
     add_device_option(ap)
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the model (meant for CUDA: on the CPU the default path, with the "
@@ -98,7 +110,8 @@ def options(args: argparse.Namespace) -> LiveOptions:
     opts = LiveOptions(window_ms=args.window_ms, stride_ms=args.stride_ms, max_speed=args.max_speed,
                        speed=args.speed, max_frames=args.max_frames, device=args.device, compile=args.compile,
                        min_depth=args.min_depth, max_depth=args.max_depth, ply_every=args.ply_every,
-                       cloud=args.cloud, out=args.out)
+                       cloud=args.cloud, out=args.out, scale=args.scale, min_confidence=args.min_confidence,
+                       event_radius=args.event_radius, show_all=args.show_all)
     opts.check()
     return opts
 
@@ -124,6 +137,8 @@ def _run(argv: list[str] | None) -> int:
     if headless and args.cloud:
         info("note: --cloud needs a display; point clouds go to PLY files instead", flush=True)
     model, model_name = build_model(args.checkpoint, baseline, args.max_disparity)
+    if getattr(model, "native_resolution", False) and opts.scale != "auto":
+        info(f"note: --scale applies to networks; {baseline} runs at the sensor's resolution", flush=True)
     if opts.compile and not any(True for _ in model.parameters()):
         info("note: --compile ignored: the model has no torch graph to compile", flush=True)
         opts.compile = False

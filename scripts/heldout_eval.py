@@ -35,7 +35,7 @@ SOURCES = {
 }
 # randomised synthetic recordings: sensor -> seeds (training uses seeds 100-199 and 900)
 SYNTH = {"dvs128": [9101, 9102], "davis240": [9201, 9202], "davis346": [9301, 9302], "dsec": [9401, 9402]}
-SYNTH_SECONDS = 2.0
+SYNTH_SECONDS = 1.5
 
 
 def run(cmd: list[str]) -> None:

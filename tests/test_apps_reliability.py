@@ -248,9 +248,10 @@ def test_evaluate_split_needs_only_its_test_sequence(tmp_path, small_rec, tiny_c
     printed = json.loads(captured.out)  # --json: the results on stdout, nothing else
     assert printed == json.loads(out.read_text()) and printed["frames"] == 3 and printed["split"] == 1
     assert printed["metric_units"] == {"mean_disparity_error": "px", "one_pixel_accuracy": "fraction",
-                                       "mean_depth_error": "m", "median_depth_error": "m"}
+                                       "mean_depth_error": "m", "median_depth_error": "m",
+                                       "1pe": "%", "2pe": "%", "mae": "px", "rmse": "px"}
     ts = [int(round(s * 1e6)) for s in (0.3, 0.15, 0.45)]  # GT frames 5, 2, 8 (50 ms apart from 50 ms)
-    names = sorted(p.name for p in (tmp_path / "pred").iterdir())
+    names = sorted(p.name for p in (tmp_path / "pred").glob("*.npy"))  # (confidences in pred/confidence/)
     assert names == sorted(f"{frame_stem(t)}.npy" for t in ts)  # zero-padded: sorted names = time order
     assert [int(n[:-4]) for n in names] == sorted(ts)
 

@@ -8,11 +8,13 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from evstereo.recordings import open_recording
 from evstereo.live.outputs import frame_stem
-from evstereo.models import build_stereo_net, save_checkpoint
+from evstereo.datasets.samples import SampleSpec, gt_disparity
+from evstereo.models import build_stereo_net, load_checkpoint, save_checkpoint
 from evstereo.viz.colors import LEGEND_WIDTH
 
 
@@ -22,7 +24,7 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     out = tmp_path / "eval" / "results.json"
     cmd = [sys.executable, "-m", "apps.evaluate", "--checkpoint", str(ckpt), "--data", str(random_recording),
            "--out", str(out), "--save-predictions", str(tmp_path / "pred"), "--baseline", "sgbm", "--max-frames", "4",
-           "--examples", "2"]
+           "--examples", "2", "--min-confidence", "0.05", "--event-radius", "1"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -32,6 +34,16 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     assert res["frames"] == 4 and 0 <= res["one_pixel_accuracy"] <= 1
     assert set(res["baselines"]["sgbm"]) >= {"mean_disparity_error", "one_pixel_accuracy", "frames"}
     assert res["metric_units"]["mean_depth_error"] == "m" and res["device"] == "cpu"
+    # DSEC's metrics beside the MVSEC four, over all GT pixels and over the confident ones with their coverage
+    assert res["metric_units"]["1pe"] == "%" and res["mae"] == pytest.approx(res["mean_disparity_error"])
+    assert 0 <= res["2pe"] <= res["1pe"] <= 100 and res["rmse"] >= res["mae"]
+    # (an untrained network's cost is flat, confidence 2/36 everywhere: confident = within 1 px of an event)
+    assert res["scale"] == 1.0 and res["scale_option"] == "auto" and res["min_confidence"] == 0.05
+    for part in (res, res["baselines"]["sgbm"]):
+        c = part["confident"]
+        assert 0 < c["coverage"] < 1 and c["frames"] == 4 and set(c) >= {"1pe", "2pe", "mae", "rmse"}
+        (rec,) = part["recordings"].values()
+        assert rec["sensor"] == [260, 346] and rec["scale"] == 1.0 and rec["confident"] == c
     with open_recording(random_recording) as rec:
         ts = rec.gt_timestamps()
         start = rec.time_span()[0]
@@ -40,6 +52,17 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     assert [f.name for f in files] == [f"{frame_stem(t)}.npy" for t in expected]
     pred = np.load(files[0])
     assert pred.dtype == np.float32 and pred.shape == (260, 346)
+    conf = np.load(tmp_path / "pred" / "confidence" / files[0].name)
+    assert conf.shape == (260, 346) and 0 <= conf.min() <= conf.max() <= 1
+    # the coverage is the share of valid GT pixels whose confidence passes, pooled over the frames
+    kept = total = 0
+    with open_recording(random_recording) as rec:
+        spec = SampleSpec.for_input(load_checkpoint(ckpt).input_spec)
+        for f in files:
+            _, valid = gt_disparity(rec.disparity(rec.gt_index_at(int(f.stem))), spec)
+            c = np.load(tmp_path / "pred" / "confidence" / f.name)
+            kept, total = kept + np.count_nonzero(valid & (c >= 0.05)), total + np.count_nonzero(valid)
+    assert res["confident"]["coverage"] == pytest.approx(kept / total)
     examples = sorted((tmp_path / "eval" / "examples").glob("example_*.png"))
     assert [p.name for p in examples] == [f"example_{frame_stem(t)}.png" for t in expected[:2]]
     # model, sgbm, ground truth + disparity colour bar over events, the two errors + error colour bar
@@ -50,12 +73,23 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     # the console uses results.json's names and units (m, not cm); a progress bar on stderr
     assert f"mean_disparity_error {res['mean_disparity_error']:.3f} px" in r.stdout
     assert f"mean_depth_error {res['mean_depth_error']:.3f} m" in r.stdout
-    assert "sgbm over 4 frames" in r.stdout and "cm" not in r.stdout
+    assert "sgbm over 4 frames (scale 1)" in r.stdout and "cm" not in r.stdout
+    cover = res["confident"]["coverage"]
+    assert f"confident pixels (confidence >= 0.05, {100 * cover:.1f} % of GT pixels)" in r.stdout
+    assert f"1pe {res['1pe']:.3f} %" in r.stdout
     assert "model: 100%" in r.stderr and "4/4" in r.stderr
     assert "weights_only" not in r.stderr and "Warning" not in r.stderr and "Traceback" not in r.stderr
 
 
-def test_evaluate_bad_inputs(tmp_path):
+def test_evaluate_bad_inputs(tmp_path, capsys):
     r = subprocess.run([sys.executable, "-m", "apps.evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data",
                         str(tmp_path), "--out", str(tmp_path / "r.json")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "nope.pt: checkpoint does not exist" in r.stderr and "Traceback" not in r.stderr
+    from apps.evaluate import main
+
+    for option, message in ((["--scale", "huge"], "--scale huge: scale must be 'auto' or a number"),
+                            (["--min-confidence", "1.5"], "--min-confidence 1.5: must lie in 0..1"),
+                            (["--event-radius", "-1"], "--event-radius -1: must be 0 (off) or positive")):
+        assert main(["--data", str(tmp_path), "--out", str(tmp_path / "r.json"), *option]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

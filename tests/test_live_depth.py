@@ -235,7 +235,15 @@ def test_headless_outputs_complete_and_readable(random_recording, tmp_path):
     assert set(t["metrics"]) == {"frames", "mean_disparity_error", "one_pixel_accuracy", "mean_depth_error",
                                  "median_depth_error"}
     assert t["metric_units"]["mean_depth_error"] == "m" and "mean_depth_error" in r.stdout and "cm" not in r.stdout
-    assert t["outputs"] == {"dir": str(out), "png": n, "npy": n, "ply": 3, "video_frames": n}
+    assert t["outputs"] == {"dir": str(out), "png": n, "npy": n, "confidence_npy": n, "ply": 3, "video_frames": n}
+    # the arrays keep every pixel with its confidence; the pictures show the confident ones only
+    assert t["scale"] == 1.0 and t["network_size"] == {"height": H, "width": W} and t["min_confidence"] == 0.45
+    c = np.load(out / "confidence_npy" / f"{frame_stem(times[3])}.npy")
+    assert c.dtype == np.float32 and c.shape == (H, W) and 0 <= c.min() and c.max() <= 1
+    hidden = np.isfinite(d) & (c < t["min_confidence"])
+    assert 0.01 < hidden.mean() < 0.99, hidden.mean()  # random events: some confident pixels, not all
+    assert (png[:, :W][hidden] == 0).all() and (png[:, :W][~hidden & np.isfinite(d)].max(axis=1) > 0).mean() > 0.5
+    assert 0 < t["confident_share"]["p50"] < 1
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]  # no temporary files left behind
 
 
@@ -324,6 +332,9 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     assert "no calibration" in r.stdout
     t = json.loads((out / "timings.json").read_text())
     assert t["status"] == "completed" and t["fB"] is None and t["metrics"] is None
+    # a 128x128 sensor: the network sees it at x2.25 (288x288), the outputs stay at 128x128
+    assert t["scale"] == 2.25 and t["network_size"] == {"height": 288, "width": 288}
+    assert "scale 2.25 (network input 288x288)" in r.stdout
     n = t["frames_produced"]
     assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
     npys = sorted((out / "disparity_npy").glob("*.npy"))
@@ -333,6 +344,7 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     assert stamps == sorted(stamps) and len({len(p.stem) for p in npys}) == 1 and len(str(stamps[0])) < 16
     d = np.load(npys[-1])
     assert d.shape == (128, 128) and d.dtype == np.float32
+    assert np.load(out / "confidence_npy" / npys[-1].name).shape == (128, 128)
     # no calibration: the pictures show disparity, in disparity/, with a colour bar in px
     pngs = sorted((out / "disparity").glob("*.png"))
     assert [p.stem for p in pngs] == [p.stem for p in npys] and not (out / "depth").exists()

@@ -50,3 +50,39 @@ def test_options_are_checked():
         LiveOptions(window_ms=0).check()
     with pytest.raises(InputError, match="--min-depth"):
         LiveOptions(min_depth=5, max_depth=1).check()
+
+
+def test_pictures_and_clouds_show_the_confident_pixels_unless_show_all(random_recording):
+    import numpy as np
+
+    from evstereo.live import LiveSession
+    from evstereo.recordings import open_recording
+
+    model, name = build_model(baseline="sgbm")  # its confidence: 1 where it matched, 0 where not
+    with open_recording(random_recording) as rec:
+        run = LiveSession(LiveOptions(max_speed=True, max_frames=1), rec, model, name, headless=True)
+        frame = next(iter(run.engine.frames()))
+        keep = frame.confidence >= run.options.min_confidence
+        assert 0.05 < keep.mean() < 0.95 and run.share(frame) == keep.mean()
+        shown = run.shown(frame)
+        assert np.isnan(shown[~keep]).all()
+        np.testing.assert_array_equal(shown[keep], frame.disparity[keep])
+        image = run.colour(frame)
+        assert (image[~keep] == 0).all()  # masked pixels are black
+        pts, _ = run.points(frame, image)
+        overlay = " ".join(run.overlay(frame))
+        assert "scale x1" in overlay and f"confident {100 * keep.mean():3.0f}%" in overlay
+        run.options.show_all = True
+        everything, _ = run.points(frame, run.colour(frame))
+        assert 0 < len(pts) < len(everything)
+        assert run.engine.scale == 1.0  # the baseline runs at the sensor's pixels
+
+
+def test_prediction_options_are_checked():
+    for bad, option in ((dict(min_confidence=1.5), "--min-confidence"), (dict(event_radius=-2), "--event-radius"),
+                        (dict(scale="big"), "--scale")):
+        with pytest.raises(InputError, match=option):
+            LiveOptions(**bad).check()
+    opts = LiveOptions(scale="2")
+    opts.check()
+    assert opts.scale == 2.0

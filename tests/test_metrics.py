@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evstereo.metrics import METRIC_NAMES, METRIC_UNITS, MetricAccumulator, format_metrics, frame_metrics
+from evstereo.metrics import (DSEC_METRIC_NAMES, METRIC_NAMES, METRIC_UNITS, MetricAccumulator, format_metrics,
+                              frame_metrics)
 
 
 def test_one_frame_by_hand():
@@ -50,9 +51,10 @@ def test_zero_and_nan_predictions_count_as_errors():
 
 
 def test_names_units_and_their_console_form():
-    assert set(METRIC_UNITS) == set(METRIC_NAMES)
+    assert set(METRIC_UNITS) == set(METRIC_NAMES) | set(DSEC_METRIC_NAMES)
     assert METRIC_UNITS == {"mean_disparity_error": "px", "one_pixel_accuracy": "fraction",
-                            "mean_depth_error": "m", "median_depth_error": "m"}
+                            "mean_depth_error": "m", "median_depth_error": "m",
+                            "1pe": "%", "2pe": "%", "mae": "px", "rmse": "px"}
     text = format_metrics({"mean_disparity_error": 1.2594, "one_pixel_accuracy": 0.737, "mean_depth_error": 0.297,
                            "median_depth_error": None, "frames": 4})
     assert text == "mean_disparity_error 1.259 px, one_pixel_accuracy 0.737, mean_depth_error 0.297 m"

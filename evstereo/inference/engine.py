@@ -11,6 +11,10 @@ The model's input comes from the model: ``model.input_spec`` (an ``InputSpec``: 
 bins, time steps, window); ``EngineConfig.window_us`` overrides only the window (None: the
 network's). GT disparities are masked with ``SampleSpec``'s ground-truth rules
 (``gt_max_disparity``), which belong to the data, not to the network.
+
+Each window runs through a ``Predictor`` (``evstereo.inference.prediction``): the frames are
+resampled by the input scale (``EngineConfig.scale``, "auto" by default; ``self.scale`` is the
+factor used), and every frame carries its disparity and confidence at the sensor's size.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import InputSpec
 from evstereo.geometry import disparity_to_depth
+from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, Predictor
 from evstereo.inference.readout import FusedReadoutNet
 
 STAGES = ("read", "represent", "model", "post")
@@ -44,11 +49,14 @@ class EngineConfig:
     device: str = "cpu"
     compile: bool = False
     fused_readout: bool = True  # CPU: upsampling + disparity head in one numba pass (see readout.py)
+    scale: str | float = "auto"  # input scale: "auto" (towards the network's nominal size) or a factor
+    event_radius: float = DEFAULT_EVENT_RADIUS  # confidence 0 farther than this from an event (0: off)
 
 
 @dataclass
 class DepthFrame:
-    """One output frame. ``disparity``/``depth`` are (H, W) float32 with NaN where invalid."""
+    """One output frame. ``disparity``/``depth`` are (H, W) float32 with NaN where invalid;
+    ``confidence`` (H, W) float32 in [0, 1], 0 where the disparity is invalid."""
 
     index: int  # window number in the schedule (gaps are skipped windows)
     t_us: int  # window end (the frame's timestamp)
@@ -60,6 +68,7 @@ class DepthFrame:
     latency_ms: float  # from the window's end on the replay clock to the frame being ready
     gt_disparity: np.ndarray | None = None  # NaN where invalid
     skipped: int = 0  # windows dropped right before this one to keep pace
+    confidence: np.ndarray | None = None
 
 
 def percentiles(values: list[float]) -> dict:
@@ -89,7 +98,10 @@ class EngineStats:
 
 
 class Model(Protocol):
-    """What the engine runs: forward(left, right) -> [B, H, W] disparity, and the input it needs."""
+    """What the engine runs: forward(left, right) -> [B, H, W] disparity, and the input it needs.
+
+    Optional: ``disparity_with_confidence(left, right)`` (else the confidence is 1),
+    ``nominal_size`` (h, w) for the automatic scale, ``native_resolution`` (never resampled)."""
 
     input_spec: InputSpec
 
@@ -100,7 +112,8 @@ class StreamingEngine:
     """Replays ``recording`` through ``model`` (forward(left, right) -> [B, H, W] disparity).
 
     ``spec`` (a ``SampleSpec``) is the model's ``input_spec`` with the configured window and the
-    ground truth's rules; ``config.window_us`` is filled in with the window used.
+    ground truth's rules; ``config.window_us`` is filled in with the window used. ``scale`` is
+    the input scale used and ``network_size`` the (h, w) the network sees.
     """
 
     def __init__(self, recording: Recording, model: Model, config: EngineConfig | None = None,
@@ -116,11 +129,13 @@ class StreamingEngine:
         self.device = torch.device(self.config.device)
         if isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
-            if self.config.compile:
-                model = torch.compile(model)
-            elif self.config.fused_readout and self.device.type == "cpu" and hasattr(model, "coarse_cost"):
+            if not self.config.compile and self.config.fused_readout and self.device.type == "cpu" \
+                    and hasattr(model, "coarse_cost"):
                 model = FusedReadoutNet(model)
         self.model = model
+        self.predictor = Predictor(model, recording.height, recording.width, self.config.scale,
+                                   self.config.event_radius, compile=self.config.compile)
+        self.scale, self.network_size = self.predictor.scale, self.predictor.network_size
         self.stats = EngineStats()
         self.schedule = self._schedule()
         self._warm = False
@@ -166,15 +181,17 @@ class StreamingEngine:
         xr = torch.from_numpy(represent(right, self.spec, h, w, t0, t_us))[None].to(self.device)
         timings["represent"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
-        disp = self.model(xl, xr)
-        disp = disp[0].float().cpu().numpy()
+        disp, conf = self.predictor(xl, xr)
+        disp, conf = disp[0].cpu().numpy(), conf[0].cpu().numpy()
         timings["model"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
-        disp = np.where(np.isfinite(disp) & (disp > 0), disp, np.nan).astype(np.float32)
+        ok = np.isfinite(disp) & (disp > 0)
+        disp = np.where(ok, disp, np.nan).astype(np.float32)
+        conf = np.where(ok, conf, 0).astype(np.float32)
         depth = disparity_to_depth(disp, self.rec.fB) if self.rec.fB else None
         gt = self._gt(t_us)
         timings["post"] = (time.perf_counter() - t) * 1e3
-        return DepthFrame(index, int(t_us), disp, depth, left, right, timings, 0.0, gt)
+        return DepthFrame(index, int(t_us), disp, depth, left, right, timings, 0.0, gt, confidence=conf)
 
     def warm_up(self) -> None:
         """Run the first window once, untimed: first calls compile and load (numba kernels, the

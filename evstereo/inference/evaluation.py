@@ -10,8 +10,16 @@ Each frame's input is built exactly as in training (``make_sample``) from the mo
 ``input_spec`` (``SampleSpec.for_input(model.input_spec)``: the GT validity cap is the
 protocol's ``gt_max_disparity``, not the network's range), the metrics come from
 ``evstereo.metrics`` (per frame, then averaged over frames; names and units
-``METRIC_NAMES``/``METRIC_UNITS``), the energy per frame from ``EnergyMeter`` on the first
-frames, and frames/s from the model's forward time alone.
+``METRIC_NAMES``/``METRIC_UNITS``, and DSEC's ``DSEC_METRIC_NAMES``), the energy per frame
+from ``EnergyMeter`` on the first frames, and frames/s from the prediction's time alone.
+
+Each frame runs through a ``Predictor`` (``evstereo.inference.prediction``) made for its
+recording: the input scale ("auto" by default) resamples the event tensors to the network's
+size and the disparity and confidence come back at the sensor's, where they are scored
+against the ground truth as it is. The metrics are reported twice: over every valid GT pixel,
+and over the confident ones (confidence >= ``min_confidence``) with their ``coverage``, the
+share of valid GT pixels kept (pooled over the pixels of all frames); for all recordings
+together and for each one.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
 from evstereo.datasets.splits import mvsec_split
 from evstereo.errors import InputError
 from evstereo.inference.engine import Model
-from evstereo.metrics import MetricAccumulator
+from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor
+from evstereo.metrics import MetricAccumulator, coverage
 from evstereo.snn import EnergyMeter
 
 Items = list[tuple[Path, "np.ndarray | None"]]
@@ -46,16 +55,54 @@ class EvalFrame:
     t_us: int
     prediction: np.ndarray  # float32 px
     sample: dict  # the numpy sample (left/right tensors, disparity, valid)
+    confidence: np.ndarray | None = None  # float32 in [0, 1]
+    scale: float = 1.0  # the input scale the prediction was made at
+
+
+class Scores:
+    """The metrics of a set of frames over every valid GT pixel and over the confident ones."""
+
+    def __init__(self, min_confidence: float) -> None:
+        self.min_confidence = min_confidence
+        self.all = MetricAccumulator(dsec=True)
+        self.confident = MetricAccumulator(dsec=True)
+        self.kept = self.total = 0
+
+    def update(self, pred: np.ndarray, confidence: np.ndarray, gt: np.ndarray, valid: np.ndarray,
+               fB: float | None) -> None:
+        """One frame (``fB``: its recording's, for the depth metrics; None: disparity metrics only)."""
+        self.all.fB = self.confident.fB = fB
+        self.all.update(pred, gt, valid)
+        keep = confidence >= self.min_confidence
+        self.confident.update(pred, gt, valid & keep)
+        kept, total = coverage(valid, keep)
+        self.kept, self.total = self.kept + kept, self.total + total
+
+    def as_dict(self) -> dict:
+        """The metrics over all pixels, with ``confident``: the same over confident pixels and ``coverage``."""
+        return {**self.all.compute(), "confident": {**self.confident.compute(),
+                                                    "coverage": self.kept / self.total if self.total else None}}
 
 
 @dataclass
 class EvalResult:
-    metrics: dict
+    metrics: dict  # over every valid GT pixel (MVSEC and DSEC metrics, "frames")
     energy: dict | None
     forward_ms: list[float] = field(default_factory=list)
+    confident: dict | None = None  # the same over confident pixels, and "coverage"
+    recordings: dict = field(default_factory=dict)  # path -> {"sensor", "scale", metrics..., "confident"}
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+
+    @property
+    def scale(self) -> float | None:
+        """The input scale, when every recording ran at the same one (else None: see ``recordings``)."""
+        scales = {r["scale"] for r in self.recordings.values()}
+        return scales.pop() if len(scales) == 1 else None
 
     def as_dict(self) -> dict:
         out = dict(self.metrics)
+        out.update(scale=self.scale, min_confidence=self.min_confidence, confident=self.confident,
+                   recordings=self.recordings)
         if self.energy is not None:
             out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"]})
         t = np.asarray(self.forward_ms)
@@ -167,12 +214,15 @@ def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float |
 
 def evaluate(model: Model, plan: Items, energy_frames: int = 5,
              on_frame: Callable[[EvalFrame], None] | None = None, device: str | torch.device = "cpu",
-             progress: str | None = None) -> EvalResult:
+             progress: str | None = None, scale: str | float = "auto",
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE, event_radius: float = DEFAULT_EVENT_RADIUS) -> EvalResult:
     """Run ``model`` over the frames of ``plan`` (from ``plan_frames``), its input built from
-    ``model.input_spec``; ``on_frame`` sees every prediction; ``progress``: the label of a
-    progress bar on stderr (None: no bar)."""
+    ``model.input_spec`` and resampled by ``scale`` ("auto" or a factor, per recording);
+    ``on_frame`` sees every prediction; ``progress``: the label of a progress bar on stderr
+    (None: no bar). Confident pixels: confidence >= ``min_confidence`` (see the module doc)."""
     spec = SampleSpec.for_input(model.input_spec)
-    acc = MetricAccumulator()
+    scores = Scores(min_confidence)
+    per_recording: dict[str, tuple[Scores, Predictor]] = {}
     energies: list[dict] = []
     times: list[float] = []
     meter = EnergyMeter(model) if isinstance(model, torch.nn.Module) and any(True for _ in model.parameters()) else None
@@ -182,22 +232,32 @@ def evaluate(model: Model, plan: Items, energy_frames: int = 5,
     with torch.no_grad(), tqdm(total=total, desc=progress, unit="frame", disable=progress is None,
                                dynamic_ncols=True) as bar:
         for k, (path, fB, s) in enumerate(iterate_frames(plan, spec)):
+            if path not in per_recording:  # the scale follows each recording's sensor
+                h, w = s["left"].shape[-2:]
+                per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius))
+            rec_scores, predictor = per_recording[path]
             left = torch.from_numpy(s["left"])[None].to(device)
             right = torch.from_numpy(s["right"])[None].to(device)
             t = time.perf_counter()
-            pred = model(left, right)[0].float().cpu().numpy()
+            pred, conf = predictor(left, right)
+            pred, conf = pred[0].cpu().numpy(), conf[0].cpu().numpy()
             times.append((time.perf_counter() - t) * 1e3)
-            acc.fB = fB
-            acc.update(pred, s["disparity"], s["valid"])
+            for sc in (scores, rec_scores):
+                sc.update(pred, conf, s["disparity"], s["valid"], fB)
             if meter is not None and k < energy_frames:
-                energies.append(meter.measure(left, right))
+                energies.append(meter.measure(*predictor.network_input(left, right)))
             if on_frame is not None:
-                on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s))
+                on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))
             bar.update()
-    if not acc.frames:
+    if not scores.all.frames:
         raise InputError(None, "no frame to evaluate (recordings too short for the event window?)")
     energy = None
     if energies:
         energy = {k: float(np.mean([e[k] for e in energies])) for k in ("sops", "macs", "energy_mj")}
         energy["frames_measured"] = len(energies)
-    return EvalResult(acc.compute(), energy, times[1:] if len(times) > 1 else times)  # first call warms up
+    overall = scores.as_dict()
+    recordings = {path: {"sensor": list(p.size), "scale": p.scale, "network_size": list(p.network_size),
+                         **sc.as_dict()} for path, (sc, p) in per_recording.items()}
+    return EvalResult({k: v for k, v in overall.items() if k != "confident"}, energy,
+                      times[1:] if len(times) > 1 else times,  # the first call warms up
+                      overall["confident"], recordings, min_confidence)

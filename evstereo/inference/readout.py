@@ -7,6 +7,10 @@ three times (upsample, crop, softmax) and takes about a third of the fast networ
 This numba kernel computes the same numbers per output pixel from the coarse cost (bilinear
 in the image plane, linear along disparity, then the head) without building the volume.
 It is inference only (no gradient) and matches :meth:`StereoNet.forward` to float rounding.
+The same pass gives the confidence (``evstereo.models.heads.confidence``: the softmax mass
+within +-1 px of the estimate) from the three or four levels around each estimate, whose
+softmax weights it recomputes (cheaper than keeping all of them for a read-out that rarely
+needs them: the plain forward's cost is unchanged).
 
 Only soft-argmin is fused: the local-softmax head centres its window on the arg max, and the
 upsampling repeats the edge levels, so exact ties are common there and float rounding alone
@@ -19,6 +23,8 @@ import numba
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from evstereo.models.heads import CONFIDENCE_RADIUS
 
 _JIT = dict(cache=True, nogil=True, fastmath=True)
 
@@ -34,7 +40,8 @@ def _source_index(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @numba.njit(parallel=True, **_JIT)
-def _upsample_soft_argmin(cost, d0, d1, ld, y0, y1, ly, x0, x1, lx, max_disp, out):  # pragma: no cover - numba
+def _upsample_soft_argmin(cost, d0, d1, ld, y0, y1, ly, x0, x1, lx, max_disp, radius, out, conf,
+                          with_conf):  # pragma: no cover - numba
     # one output row per task; the inner loops run along x so that they vectorise
     n_levels = cost.shape[1]
     n_disp = d0.shape[0]
@@ -65,15 +72,29 @@ def _upsample_soft_argmin(cost, d0, d1, ld, y0, y1, ly, x0, x1, lx, max_disp, ou
                 num[x] += e * np.float32(j)
                 den[x] += e
         for x in range(w):
-            out[b, y, x] = min(max(num[x] / den[x], np.float32(0)), max_disp)
+            d = min(max(num[x] / den[x], np.float32(0)), max_disp)
+            out[b, y, x] = d
+            if with_conf:
+                # mass of the levels whose bins [j - 0.5, j + 0.5] overlap [d - radius, d + radius]
+                lo = max(int(np.floor(d - radius + np.float32(0.5))), 0)
+                hi = min(int(np.ceil(d + radius - np.float32(0.5))), n_disp - 1)
+                mass = np.float32(0)
+                for j in range(lo, hi + 1):
+                    fj = np.float32(j)
+                    o = min(fj + np.float32(0.5), d + radius) - max(fj - np.float32(0.5), d - radius)
+                    mass += min(max(o, np.float32(0)), np.float32(1)) * np.exp(scores[j, x] - top[x])
+                conf[b, y, x] = min(mass / den[x], np.float32(1))
 
 
 def upsample_soft_argmin(coarse: np.ndarray, size: tuple[int, int, int], crop: tuple[int, int],
-                         max_disparity: float) -> np.ndarray:
+                         max_disparity: float, with_confidence: bool = False,
+                         radius: float = CONFIDENCE_RADIUS) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Disparity [B, h, w] from a coarse cost [B, L, Hc, Wc] upsampled to ``size`` = (D, H, W).
 
     ``crop`` = (h, w) keeps the top-left part of the upsampled image (the network pads its
     input at the bottom and right); the result is clamped to [0, max_disparity].
+    ``with_confidence``: (disparity, confidence [B, h, w] in [0, 1]) as ``heads.confidence``
+    computes it from the upsampled cost.
     """
     coarse = np.ascontiguousarray(coarse, dtype=np.float32)
     if coarse.ndim != 4:
@@ -86,9 +107,10 @@ def upsample_soft_argmin(coarse: np.ndarray, size: tuple[int, int, int], crop: t
     y0, y1, ly = _source_index(coarse.shape[2], height)
     x0, x1, lx = _source_index(coarse.shape[3], width)
     out = np.empty((coarse.shape[0], h, w), np.float32)
+    conf = np.empty((coarse.shape[0], h, w) if with_confidence else (1, 1, 1), np.float32)
     _upsample_soft_argmin(coarse, d0, d1, ld, y0[:h], y1[:h], ly[:h], x0[:w], x1[:w], lx[:w],
-                          np.float32(max_disparity), out)
-    return out
+                          np.float32(max_disparity), np.float32(radius), out, conf, with_confidence)
+    return (out, conf) if with_confidence else out
 
 
 class FusedReadoutNet(nn.Module):
@@ -97,7 +119,8 @@ class FusedReadoutNet(nn.Module):
     ``forward(left, right)`` returns what the network's own forward returns; on CPU float32
     inputs to a soft-argmin network the upsampling and the head run in
     :func:`upsample_soft_argmin`, otherwise (CUDA, other dtypes, local-softmax head, training
-    mode) the network's forward runs unchanged. Other attributes are the network's.
+    mode) the network's forward runs unchanged; ``disparity_with_confidence`` likewise. Other
+    attributes are the network's.
     """
 
     def __init__(self, net: nn.Module) -> None:
@@ -110,11 +133,26 @@ class FusedReadoutNet(nn.Module):
         except AttributeError:
             return getattr(self._modules["net"], name)
 
-    @torch.no_grad()
-    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+    def _fused(self, left: Tensor) -> bool:
+        return (left.device.type == "cpu" and left.dtype == torch.float32 and not self.net.training
+                and self.net.config.head == "soft_argmin")
+
+    def _readout(self, left: Tensor, right: Tensor, with_confidence: bool):
         cfg = self.net.config
-        if left.device.type != "cpu" or left.dtype != torch.float32 or self.net.training or cfg.head != "soft_argmin":
-            return self.net(left, right)
         coarse, (h, w) = self.net.coarse_cost(left, right)
         size = (3 * cfg.levels, 3 * coarse.shape[-2], 3 * coarse.shape[-1])
-        return torch.from_numpy(upsample_soft_argmin(coarse.numpy(), size, (h, w), cfg.max_disparity))
+        return upsample_soft_argmin(coarse.numpy(), size, (h, w), cfg.max_disparity, with_confidence)
+
+    @torch.no_grad()
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        if not self._fused(left):
+            return self.net(left, right)
+        return torch.from_numpy(self._readout(left, right, False))
+
+    @torch.no_grad()
+    def disparity_with_confidence(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's ``disparity_with_confidence``, fused on the CPU like ``forward``."""
+        if not self._fused(left):
+            return self.net.disparity_with_confidence(left, right)
+        disparity, conf = self._readout(left, right, True)
+        return torch.from_numpy(disparity), torch.from_numpy(conf)

@@ -14,7 +14,8 @@ Into ``out/`` (``<t_us>`` is the window's end in the recording's microseconds, z
   its colour bar (m) on the right; without calibration (f*B unknown) the pictures show
   disparity instead and go to ``disparity/<t_us>.png`` (colour bar in px).
 - ``disparity_npy/<t_us>.npy``: the raw disparity, float32 (H, W) px, NaN invalid, always
-  (with or without calibration: the folder of arrays never moves).
+  (with or without calibration: the folder of arrays never moves), every pixel whatever its
+  confidence; ``confidence_npy/<t_us>.npy`` its confidence, float32 (H, W) in [0, 1].
 - ``clouds/<t_us>.ply``: the coloured point cloud every ``ply_every`` frames (needs f*B).
 - ``timings.json``: written atomically by ``close()`` from what the caller passes.
 
@@ -41,6 +42,7 @@ from evstereo.fileio import atomic_path, check_writable, publish, temp_path, wri
 
 VIDEO_NAME = "live_depth.mp4"
 ARRAY_DIR = "disparity_npy"
+CONFIDENCE_DIR = "confidence_npy"
 DEPTH_DIR, DISPARITY_DIR = "depth", "disparity"  # the pictures' folder: what they show
 
 
@@ -121,7 +123,7 @@ class HeadlessOutputs:
         self.ply_every = max(0, int(ply_every))
         self.video = VideoOut(self.out / VIDEO_NAME, fps) if video else None
         self.frames = 0
-        self.written = {"png": 0, "npy": 0, "ply": 0}
+        self.written = {"png": 0, "npy": 0, "confidence_npy": 0, "ply": 0}
         self.closed = False
         self.timings: dict = {}  # what close() wrote to timings.json
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="headless-writer")
@@ -134,19 +136,21 @@ class HeadlessOutputs:
             self._pending.popleft().result()
 
     def add(self, t_us: int, composite: np.ndarray, depth_image: np.ndarray, disparity: np.ndarray,
-            cloud_writer: Callable[[Path], None] | None = None) -> None:
-        """Write one frame: composite -> video, coloured depth -> PNG, disparity -> NPY, and a PLY
-        every ``ply_every`` frames by calling ``cloud_writer(path)`` (None: no cloud possible).
-        The arrays must not be modified afterwards (they are written in the background)."""
+            cloud_writer: Callable[[Path], None] | None = None, confidence: np.ndarray | None = None) -> None:
+        """Write one frame: composite -> video, coloured depth -> PNG, disparity (and its
+        ``confidence``) -> NPY, and a PLY every ``ply_every`` frames by calling
+        ``cloud_writer(path)`` (None: no cloud possible). The arrays must not be modified
+        afterwards (they are written in the background)."""
         if self.closed:
             raise RuntimeError(f"{self.out}: outputs already closed")
         self._wait(self._queue - 1)
         cloud = cloud_writer if cloud_writer is not None and self.ply_every and self.frames % self.ply_every == 0 else None
-        self._pending.append(self._pool.submit(self._write, t_us, composite, depth_image, disparity, cloud))
+        self._pending.append(self._pool.submit(self._write, t_us, composite, depth_image, disparity, cloud,
+                                               confidence))
         self.frames += 1
 
     def _write(self, t_us: int, composite: np.ndarray, depth_image: np.ndarray, disparity: np.ndarray,
-               cloud_writer: Callable[[Path], None] | None) -> None:
+               cloud_writer: Callable[[Path], None] | None, confidence: np.ndarray | None) -> None:
         name = frame_stem(t_us)
         if self.video is not None:
             self.video.write(composite)
@@ -162,6 +166,12 @@ class HeadlessOutputs:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.asarray(disparity, np.float32))
         self.written["npy"] += 1
+        if confidence is not None:
+            (self.out / CONFIDENCE_DIR).mkdir(exist_ok=True)
+            with atomic_path(self.out / CONFIDENCE_DIR / f"{name}.npy") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.asarray(confidence, np.float32))
+            self.written["confidence_npy"] += 1
         if cloud_writer is not None:
             cloud_writer(self.out / "clouds" / f"{name}.ply")
             self.written["ply"] += 1

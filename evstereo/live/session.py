@@ -9,9 +9,13 @@ so the caller prints the summary first. ``build_model`` is the one place that tu
 into a model (the shipped or a given checkpoint, or the SGBM baseline).
 
 The network's input (representation, bins, time steps, window) comes from the network
-(``model.input_spec``); ``LiveOptions.window_ms`` overrides only the window. Colours of
-disparity span the network's range ``model.max_disparity`` (px). The report's metrics use
-evaluate's names and units (``evstereo.metrics``).
+(``model.input_spec``); ``LiveOptions.window_ms`` overrides only the window, ``scale`` sets the
+input scale ("auto": towards the sensor size the network is trained around). Colours of
+disparity span the network's range ``model.max_disparity`` (px). Pictures, the cloud window
+and PLY files show the confident pixels only (confidence >= ``min_confidence``, see
+``evstereo.inference.prediction``) unless ``show_all``; the disparity arrays keep every pixel,
+with their confidence beside them. The report's metrics use evaluate's names and units
+(``evstereo.metrics``), over every GT pixel.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import torch
 from evstereo.errors import InputError
 from evstereo.inference import DepthFrame, EngineConfig, StreamingEngine
 from evstereo.inference.engine import percentiles
+from evstereo.inference.prediction import (DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, check_prediction_options,
+                                           confident)
 from evstereo.live.controls import PlaybackControl, RateMeter, RunningMetrics
 from evstereo.live.outputs import DEPTH_DIR, DISPARITY_DIR, HeadlessOutputs, frame_stem
 from evstereo.metrics import METRIC_UNITS, format_metrics
@@ -57,9 +63,14 @@ class LiveOptions:
     ply_every: int = 10  # headless: a PLY cloud every N frames (0: none)
     cloud: bool = False  # windows: also the Open3D point cloud window
     out: str | os.PathLike | None = None  # snapshots folder (None: ./snapshots)
+    scale: str | float = "auto"  # input scale: "auto" or a factor (1: off)
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # pictures and clouds show pixels at least this confident
+    event_radius: float = DEFAULT_EVENT_RADIUS  # confidence 0 farther than this from an event (0: off)
+    show_all: bool = False  # show every pixel, confident or not
 
     def check(self) -> None:
-        """InputError naming the option for a value out of range."""
+        """InputError naming the option for a value out of range (``scale`` is parsed)."""
+        check_prediction_options(self)
         for opt, v in (("--speed", self.speed), ("--window-ms", self.window_ms), ("--stride-ms", self.stride_ms),
                        ("--max-frames", self.max_frames)):
             if v is not None and v <= 0:
@@ -102,7 +113,8 @@ class LiveSession:
         self.config = EngineConfig(window_us=int(round(o.window_ms * 1000)) if o.window_ms else None,
                                    stride_us=int(round(o.stride_ms * 1000)) if o.stride_ms else None,
                                    max_speed=o.max_speed, speed=o.speed or 1.0, max_frames=o.max_frames,
-                                   device=str(o.device), compile=o.compile)
+                                   device=str(o.device), compile=o.compile, scale=o.scale,
+                                   event_radius=o.event_radius)
         self.control = PlaybackControl()
         self.engine = StreamingEngine(rec, model, self.config, clock=self.control.clock, sleep=self.control.sleep)
         self.config, self.spec = self.engine.config, self.engine.spec  # the window filled in
@@ -115,6 +127,7 @@ class LiveSession:
         self.metrics = RunningMetrics(fB=self.fB)
         self.rate = RateMeter()
         self.output_ms: list[float] = []
+        self.confident_share: list[float] = []  # per frame: the share of pixels shown as confident
         self.t_start = rec.time_span()[0]
         self.window: LiveWindow | None = None
         self.cloud = None
@@ -133,6 +146,8 @@ class LiveSession:
             f"{self.fps:5.1f} fps   latency {frame.latency_ms:5.0f} ms",
             f"model {frame.timings_ms['model']:4.0f} ms   total {total:4.0f} ms",
             f"{pace}   skipped {self.engine.stats.skipped}" + ("   PAUSED" if c.paused else ""),
+            f"scale x{self.engine.scale:g}   confident {100 * self.share(frame):3.0f}%"
+            + ("   (all shown)" if self.options.show_all else ""),
         ]
         if self.with_gt:  # evaluate's metrics, names and units (px, fraction)
             m = self.metrics
@@ -146,11 +161,28 @@ class LiveSession:
             lines += ["space pause  n step  +/- speed", "s snapshot  q quit"]
         return lines
 
+    def share(self, frame: DepthFrame) -> float:
+        """The share of ``frame``'s pixels that are confident."""
+        c = frame.confidence
+        return 1.0 if c is None else float(np.count_nonzero(c >= self.options.min_confidence)) / c.size
+
+    def shown(self, frame: DepthFrame) -> np.ndarray:
+        """The disparity the pictures and clouds show: the confident pixels (NaN elsewhere), or all."""
+        if self.options.show_all:
+            return frame.disparity
+        return confident(frame.disparity, frame.confidence, self.options.min_confidence)
+
     def colour(self, frame: DepthFrame) -> np.ndarray:
-        """The prediction coloured: depth with f*B, else disparity."""
+        """The shown prediction coloured: depth with f*B, else disparity."""
+        d = self.shown(frame)
         if self.fB:
-            return colorize_depth(frame.depth, self.options.min_depth, self.options.max_depth)
-        return colorize_disparity(frame.disparity, self.max_disparity)
+            depth = frame.depth if d is frame.disparity else np.where(np.isfinite(d), frame.depth, np.nan)
+            return colorize_depth(depth, self.options.min_depth, self.options.max_depth)
+        return colorize_disparity(d, self.max_disparity)
+
+    def caption(self) -> str:
+        what = "predicted depth" if self.fB else "predicted disparity"
+        return what if self.options.show_all else f"{what}, conf >= {self.options.min_confidence:g}"
 
     def compose(self, frame: DepthFrame, depth_bgr: np.ndarray | None = None) -> np.ndarray:
         """The composite picture of ``frame`` (``evstereo.viz.viewer.compose_view``)."""
@@ -160,10 +192,12 @@ class LiveSession:
         return compose_view(left, right, frame.disparity, frame.gt_disparity, self.fB, self.overlay(frame),
                             with_gt=self.with_gt, max_disparity=self.max_disparity,
                             min_depth=self.options.min_depth, max_depth=self.options.max_depth,
-                            prediction_bgr=self.colour(frame) if depth_bgr is None else depth_bgr)
+                            prediction_bgr=self.colour(frame) if depth_bgr is None else depth_bgr,
+                            prediction_caption=self.caption())
 
     def points(self, frame: DepthFrame, depth_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return disparity_to_points(frame.disparity, self.P, self.fB, depth_bgr,
+        """The shown pixels' points (confident ones unless ``show_all``) with their colours."""
+        return disparity_to_points(self.shown(frame), self.P, self.fB, depth_bgr,
                                    min_depth=self.options.min_depth, max_depth=self.options.max_depth)
 
     def snapshot(self) -> None:
@@ -249,6 +283,7 @@ class LiveSession:
         for frame in self.engine.frames():
             self.fps = self.rate.tick()
             self.metrics.update(frame.disparity, frame.gt_disparity)
+            self.confident_share.append(self.share(frame))
             t = time.perf_counter()
             depth_bgr = self.colour(frame)
             composite = self.compose(frame, depth_bgr)
@@ -257,7 +292,7 @@ class LiveSession:
                 writer = None
                 if self.fB is not None:
                     writer = lambda path, f=frame, c=depth_bgr: write_ply(path, *self.points(f, c))  # noqa: E731
-                self.outputs.add(frame.t_us, composite, depth_bgr, frame.disparity, writer)
+                self.outputs.add(frame.t_us, composite, depth_bgr, frame.disparity, writer, frame.confidence)
             if self.window is not None:
                 self.window.show(composite)
                 if self.cloud is not None and self.cloud.open:
@@ -284,6 +319,13 @@ class LiveSession:
             "speed": self.config.speed,
             "representation": self.spec.as_dict(),
             "sensor": {"height": self.rec.height, "width": self.rec.width},
+            "scale": self.engine.scale,  # the input scale used (scale_option: what was asked for)
+            "scale_option": self.options.scale,
+            "network_size": {"height": self.engine.network_size[0], "width": self.engine.network_size[1]},
+            "min_confidence": self.options.min_confidence,
+            "event_radius": self.options.event_radius,
+            "show_all": self.options.show_all,
+            "confident_share": percentiles(self.confident_share),
             "fB": self.fB,
             "frames_scheduled": int(len(self.engine.schedule)),
             **s,
@@ -341,8 +383,10 @@ def run_live(recording: str | os.PathLike, model: torch.nn.Module, model_name: s
         rec = open_recording(recording)
         rec.check_stereo()  # a mono recording would give 'depth' from one camera
         session = LiveSession(options, rec, model, model_name, headless)
+        nh, nw = session.engine.network_size
         info(f"recording: {rec.path} ({rec.width}x{rec.height}, {len(session.engine.schedule)} windows of "
-             f"{session.config.window_us / 1000:g} ms{', with GT' if session.with_gt else ''})", flush=True)
+             f"{session.config.window_us / 1000:g} ms{', with GT' if session.with_gt else ''}; input scale "
+             f"x{session.engine.scale:g} -> {nw}x{nh})", flush=True)
         if session.fB is None:
             info("note: no calibration (f*B unknown): showing disparity, no depth or point clouds", flush=True)
         if headless:
@@ -383,6 +427,12 @@ def format_summary(report: dict, paths: dict) -> str:
         lines.append(f"  latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms; "
                      f"processing p50 {proc['p50']:.0f} ms ("
                      + ", ".join(f"{k} {v['p50']:.0f}" for k, v in r["stages_ms"].items()) + ")")
+    if r.get("scale") is not None:
+        n = r["network_size"]
+        share = r["confident_share"]["p50"]
+        lines.append(f"  scale {r['scale']:g} (network input {n['width']}x{n['height']})"
+                     + ("" if share is None else f"; confident pixels (confidence >= {r['min_confidence']:g}) "
+                        f"p50 {100 * share:.0f} % of each frame" + (", all shown" if r["show_all"] else "")))
     m = r.get("metrics")
     if m and m["frames"]:
         lines.append(f"  {format_metrics(m)} over {m['frames']} GT frames")

@@ -12,6 +12,9 @@ the full disparity range does not fit) are filled per scanline with the *smaller
 nearest valid disparities to their left and right (the background, as the KITTI devkit
 interpolates sparse results), so the output is dense; rows with no valid pixel are 0, which
 downstream code treats as invalid. ``fill="none"`` leaves every invalid pixel at 0 instead.
+``disparity_with_confidence`` gives the same disparity and a confidence of 1 where SGBM itself
+matched and 0 where it did not (the filled pixels): its invalid pixels are its non-confident ones.
+It runs at the sensor's own resolution (``native_resolution``: inference never resamples its input).
 
 Like a network it owns its ``input_spec`` (``evstereo.events.input_spec.InputSpec``; default
 SBT, 5 bins, one step, 50 ms): the event tensors it is fed are built from it. Any spec works;
@@ -81,6 +84,7 @@ class SGBMStereo(torch.nn.Module):
 
     time_steps = None
     in_channels = None
+    native_resolution = True  # a baseline matches the sensor's own pixels (no input scale)
 
     # Defaults picked on a synthetic MVSEC-like recording: larger blocks and the background
     # fill help most on sparse event images (mean error 2.9 -> 1.4 px against no fill).
@@ -107,23 +111,34 @@ class SGBMStereo(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"max_disparity={self.max_disparity}, num_disparities={self.num_disparities}, fill={self.fill!r}"
 
-    def match(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Two (H, W) uint8 images -> (H, W) float32 disparity (invalid pixels filled or 0)."""
+    def match_with_validity(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two (H, W) uint8 images -> ((H, W) float32 disparity, invalid pixels filled or 0;
+        (H, W) bool, where SGBM found a match: not a uniqueness, left-right or border failure)."""
         raw = self.matcher.compute(left, right)  # int16, 4 fractional bits, invalid = (minDisparity - 1) * 16
         valid = raw >= 0
         d = raw.astype(np.float32) / 16.0
         d = fill_invalid_scanline(d, valid) if self.fill == "background" else np.where(valid, d, 0).astype(np.float32)
-        return np.clip(d, 0, self.max_disparity)
+        return np.clip(d, 0, self.max_disparity), valid
+
+    def match(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Two (H, W) uint8 images -> (H, W) float32 disparity (invalid pixels filled or 0)."""
+        return self.match_with_validity(left, right)[0]
 
     @torch.no_grad()
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    def disparity_with_confidence(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(disparity [B, H, W] as ``forward`` gives it, confidence [B, H, W]: 1 matched, 0 not)."""
         if left.shape != right.shape or left.dim() != 5:
             raise ValueError(f"expected two [B, T, C, H, W] tensors of one shape, "
                              f"got {tuple(left.shape)} and {tuple(right.shape)}")
-        out = []
+        disparity, valid = [], []
         for b in range(left.shape[0]):
             # one scale for both cameras of a sample: the matcher compares brightness
             (il, ir), _ = event_images(torch.stack([left[b], right[b]]), blur_sigma=self.blur_sigma)
-            out.append(self.match(il, ir))
-        out = np.stack(out)
-        return torch.from_numpy(out).to(left.device)
+            d, v = self.match_with_validity(il, ir)
+            disparity.append(d)
+            valid.append(v)
+        return (torch.from_numpy(np.stack(disparity)).to(left.device),
+                torch.from_numpy(np.stack(valid).astype(np.float32)).to(left.device))
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return self.disparity_with_confidence(left, right)[0]

@@ -4,6 +4,10 @@ left/right [B, T, C, H, W] -> shared feature net (stem at 1/3, searched 2D cells
 level 0 = 1/3) -> concatenation cost volume over max_disparity/3 levels at 1/3 -> matching net
 (3D stem, searched 3D cells) -> a 1-channel 3D read-out averaged over the T steps -> trilinear
 upsampling to max_disparity levels at full resolution -> soft-argmin or local-softmax.
+``disparity_with_confidence`` gives the same disparity and, beside it, the matching's
+confidence in [0, 1] (``heads.confidence``); ``forward`` stays disparity only (training uses it).
+``NetConfig.nominal_size`` is the sensor size [h, w] the network is trained around (None: the
+DAVIS346's, which inference reads from ``evstereo.datasets.scaling.NOMINAL_HW``).
 
 Hybrid by config: every neuron is spiking unless ``modes`` (fnmatch patterns of module
 names -> "spiking" | "analog" | "readout") says otherwise; the default keeps the stems'
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 
 from evstereo.events.input_spec import DEFAULT_WINDOW_US, InputSpec
 from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
-from evstereo.models.heads import HEADS
+from evstereo.models.heads import HEADS, confidence
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
 from evstereo.snn.conv import Conv3d
@@ -49,6 +53,7 @@ class NetConfig:
     representation: str = "sbt"  # what the input tensors hold (see evstereo.events.input_spec)
     window_us: int = DEFAULT_WINDOW_US
     modes: dict = field(default_factory=lambda: {"feature_net.stem0": "analog", "feature_net.stem1": "analog"})
+    nominal_size: list | None = None  # [h, w] the sensor size trained around (None: DAVIS346, 260x346)
 
     def __post_init__(self) -> None:
         for name in ("max_disparity", "in_channels", "time_steps", "feature_filters", "matching_filters",
@@ -69,6 +74,12 @@ class NetConfig:
             raise ValueError(f"head must be one of {sorted(HEADS)}, not {self.head!r}")
         if self.max_disparity < 3:
             raise ValueError("max_disparity must be at least 3")
+        if self.nominal_size is not None:
+            size = self.nominal_size
+            if (not isinstance(size, (list, tuple)) or len(size) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)):
+                raise ValueError(f"nominal_size must be [height, width] in pixels, not {size!r}")
+            self.nominal_size = [int(size[0]), int(size[1])]  # a list: the same in YAML and checkpoints
 
     @property
     def input_spec(self) -> InputSpec:
@@ -250,6 +261,12 @@ class StereoBase(nn.Module):
     def input_spec(self) -> InputSpec:
         return self.config.input_spec
 
+    @property
+    def nominal_size(self) -> tuple[int, int] | None:
+        """(h, w) of the sensor the network is trained around; None: the default (DAVIS346)."""
+        size = self.config.nominal_size
+        return None if size is None else (int(size[0]), int(size[1]))
+
     def _pad(self, x: Tensor, max_level: int) -> tuple[Tensor, int, int]:
         mult = STRIDES[0] * 2**max_level
         h, w = x.shape[-2:]
@@ -288,6 +305,12 @@ class StereoBase(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         return self.readout(self.cost(left, right)).clamp(0, self.config.max_disparity)
+
+    def disparity_with_confidence(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """(disparity [B, H, W] px, as ``forward`` gives it; confidence [B, H, W] in [0, 1])."""
+        cost = self.cost(left, right)
+        disparity = self.readout(cost).clamp(0, self.config.max_disparity)
+        return disparity, confidence(cost, disparity)
 
 
 class StereoNet(StereoBase):

@@ -7,7 +7,9 @@ window. Panels have the sensor's size (scaled up for small sensors such as the D
                   prediction  | legend | overlay                      prediction  | legend | GT           | error
 
 The prediction and GT panels show depth (coloured by inverse depth, with ``depth_legend``)
-when f*B is known, otherwise disparity (with ``disparity_legend``). The overlay panel holds the
+when f*B is known, otherwise disparity (with ``disparity_legend``); the live session passes
+the prediction with its non-confident pixels masked (black) and says so in the panel's
+caption, while the error panel shows every GT pixel's error. The overlay panel holds the
 status text: time, FPS, latency, speed, running metrics (``evstereo.metrics``' names and units).
 ``evaluation_example`` is the picture of one evaluated frame (predictions, ground truth and
 errors, with their colour bars). ``LiveWindow`` is the OpenCV window and ``KEYS`` what its keys
@@ -107,14 +109,15 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
                  overlay: Sequence[str] = (), *, with_gt: bool | None = None,
                  max_disparity: float = 64.0, min_depth: float = 0.5, max_depth: float = 10.0,
                  max_error: float = 3.0, scale: float | None = None,
-                 prediction_bgr: np.ndarray | None = None) -> np.ndarray:
+                 prediction_bgr: np.ndarray | None = None, prediction_caption: str | None = None) -> np.ndarray:
     """Build the composite BGR image from one frame's pieces (see the module doc for the layout).
 
     ``left_events``/``right_events`` are (H, W, 3) BGR event pictures, ``disparity`` and
     ``gt_disparity`` (H, W) float px with NaN invalid. ``with_gt`` fixes the layout (default:
     whether ``gt_disparity`` is given); a GT layout without GT for this frame shows empty
     GT/error panels, so every frame of a run has the same size (a video needs that).
-    ``prediction_bgr``: the prediction already coloured the same way (saves colouring it twice).
+    ``prediction_bgr``: the prediction already coloured the same way (saves colouring it twice);
+    ``prediction_caption``: its caption (default "predicted depth" or "predicted disparity").
     """
     h, w = disparity.shape
     with_gt = gt_disparity is not None if with_gt is None else with_gt
@@ -136,7 +139,8 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
 
     put("left", left_events, "left events")
     put("right", right_events, "right events")
-    put("prediction", colour(disparity) if prediction_bgr is None else prediction_bgr, "predicted depth" if fB else "predicted disparity")
+    caption = prediction_caption or ("predicted depth" if fB else "predicted disparity")
+    put("prediction", colour(disparity) if prediction_bgr is None else prediction_bgr, caption)
     ph = lay.panels["legend"][3]
     put("legend", depth_legend(ph, min_depth, max_depth) if fB else disparity_legend(ph, max_disparity))
     if with_gt:

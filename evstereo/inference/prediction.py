@@ -1,0 +1,165 @@
+"""One prediction as the apps make it: input scale, network, disparity and confidence at the sensor's size.
+
+``Predictor(model, height, width, scale)`` runs ``model`` on a sensor's event tensors
+[B, T, C, H, W]: it resamples them by the input scale (``evstereo.datasets.scaling``: "auto"
+brings the sensor to the size the network is trained around, ``model.nominal_size`` or
+NOMINAL_HW; a number is that factor; 1 is off), runs the model, and brings the disparity (in
+the sensor's pixels) and the confidence back to H x W. Models with ``native_resolution`` (the
+SGBM baseline) always run at scale 1.
+
+Confidence, in [0, 1], per pixel: the model's own (``disparity_with_confidence``: for the
+networks the softmax mass within +-1 px of the estimate, ``evstereo.models.heads.confidence``;
+for SGBM 1 where it matched and 0 where it did not; 1 for a model with neither), set to 0
+where the left camera saw no event within ``event_radius`` pixels in the window (in the
+network's pixels, so ``event_radius / scale`` on the sensor; 0: no such gate). A pixel is
+*confident* when its confidence is at least ``min_confidence``.
+
+The defaults were measured on the held-out synthetic recording (seed 901, 119 GT frames, the
+shipped network; 10.7 M GT pixels, mean error 1.26 px over all): pixels with confidence in
+0.40-0.45 have a mean error of 1.72 px and those below are worse still (3.4 px at 0.35-0.40),
+while every band from 0.45 up stays at 0.4-1.0 px; so DEFAULT_MIN_CONFIDENCE = 0.45 (84 % of
+the GT pixels kept, their mean error 0.85 px). Among those, the ones more than 5 px from any
+event are worse than the average over all pixels (1.39 px at 5-8 px, 1.60 px at 8-15 px;
+1.23 px at 3-5 px, 0.62-0.89 px within 3 px), so DEFAULT_EVENT_RADIUS = 5 (both together:
+73 % kept, mean error 0.75 px, 1PE 15.8 % against 26.4 % over all pixels; ``apps.evaluate``
+on that recording).
+
+The automatic scale is a pixel-count rule: it helps where disparities grow with the sensor's
+resolution (the same field of view and baseline, e.g. DSEC's 640x480 with its 0.6 m baseline),
+and hurts where they do not: the simulator's sensor presets keep f*B at MVSEC's, and there the
+shipped network does better at ``--scale 1`` (dvs128: 1.38 px against 3.25 px at x2.25; dsec:
+0.51 px against 1.94 px at x0.5).
+
+``add_prediction_options``/``check_prediction_options`` are the apps' options for all this
+(``--scale``, ``--min-confidence``, ``--event-radius``, ``--show-all``), defined once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from evstereo.datasets.scaling import (parse_scale, resample_frames, resolve_scale, restore_disparity, restore_map,
+                                       scaled_size)
+from evstereo.errors import InputError
+
+DEFAULT_MIN_CONFIDENCE = 0.45
+DEFAULT_EVENT_RADIUS = 5.0  # px at the network's scale
+
+
+class WithConfidence(nn.Module):
+    """forward(left, right) -> (disparity, confidence) of any model: its own
+    ``disparity_with_confidence``, or its forward with a confidence of 1 everywhere."""
+
+    def __init__(self, model: Callable[[Tensor, Tensor], Tensor]) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        own = getattr(self.model, "disparity_with_confidence", None)
+        if own is not None:
+            return own(left, right)
+        disparity = self.model(left, right)
+        return disparity, torch.ones_like(disparity)
+
+
+def model_scale(model: object, option: str | float, height: int, width: int) -> float:
+    """The input scale ``model`` runs at on a ``height`` x ``width`` sensor for ``option``
+    ("auto" or a factor): 1 for ``native_resolution`` models, else ``resolve_scale`` towards the
+    model's ``nominal_size`` (None or missing: NOMINAL_HW)."""
+    if getattr(model, "native_resolution", False):
+        return 1.0
+    return resolve_scale(option, height, width, getattr(model, "nominal_size", None))
+
+
+def _disc(radius: float) -> np.ndarray:
+    """uint8 structuring element: the offsets (dy, dx) with dy^2 + dx^2 <= radius^2."""
+    k = int(np.floor(radius))
+    yy, xx = np.mgrid[-k : k + 1, -k : k + 1]
+    return ((yy * yy + xx * xx) <= radius * radius).astype(np.uint8)
+
+
+def event_support(left: Tensor | np.ndarray, radius: float) -> np.ndarray:
+    """[B, H, W] bool: pixels within ``radius`` px (Euclidean) of a pixel where the [B, T, C, H, W]
+    event tensor is non-zero (radius <= 0: every pixel)."""
+    x = left.detach().cpu().numpy() if isinstance(left, Tensor) else np.asarray(left)
+    active = np.abs(x).sum(axis=(1, 2)) > 0
+    if radius <= 0:
+        return np.ones_like(active)
+    disc = _disc(radius)
+    # a dilation by the disc: the same pixels as distance <= radius, 5x faster than a distance transform
+    return np.stack([cv2.dilate(a.astype(np.uint8), disc) > 0 for a in active])
+
+
+def confident(disparity: np.ndarray, confidence: np.ndarray | None, min_confidence: float) -> np.ndarray:
+    """``disparity`` with NaN where the confidence is below ``min_confidence`` (None: unchanged)."""
+    if confidence is None:
+        return disparity
+    return np.where(confidence >= min_confidence, disparity, np.nan).astype(np.float32)
+
+
+class Predictor:
+    """``model`` on one sensor's frames: (disparity, confidence) [B, H, W] at the sensor's size.
+
+    ``scale`` is "auto" or a factor (see the module doc); ``self.scale`` is the factor used and
+    ``self.network_size`` the (h, w) the network sees. ``compile``: torch.compile the model.
+    """
+
+    def __init__(self, model: Callable[[Tensor, Tensor], Tensor], height: int, width: int,
+                 scale: str | float = "auto", event_radius: float = DEFAULT_EVENT_RADIUS,
+                 compile: bool = False) -> None:
+        self.model = model
+        self.size = (int(height), int(width))
+        self.scale = model_scale(model, scale, height, width)
+        self.network_size = scaled_size(height, width, self.scale)
+        self.event_radius = float(event_radius)
+        run = WithConfidence(model)
+        self._run = torch.compile(run) if compile else run
+
+    def network_input(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """The two [B, T, C, H, W] tensors resampled to the network's size."""
+        return (resample_frames(left, self.scale, self.network_size),
+                resample_frames(right, self.scale, self.network_size))
+
+    def __call__(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        disparity, conf = self._run(*self.network_input(left, right))
+        disparity, conf = disparity.float(), conf.float()
+        if tuple(disparity.shape[-2:]) != self.size:
+            disparity = restore_disparity(disparity, self.size)
+            conf = restore_map(conf, self.size).clamp(0, 1)
+        if self.event_radius > 0:
+            support = torch.from_numpy(event_support(left, self.event_radius / self.scale)).to(conf.device)
+            conf = conf * support
+        return disparity, conf
+
+
+def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
+    """The apps' --scale, --min-confidence, --event-radius and --show-all (``shown``: what --show-all
+    changes, e.g. "examples show")."""
+    ap.add_argument("--scale", default="auto", metavar="auto|FACTOR",
+                    help="resample the network's input by this factor (auto, the default: towards the sensor "
+                         "size the network is trained around, e.g. 1 for 346x260, 2.25 for 128x128; 1: off)")
+    ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
+                    help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
+    ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",
+                    help="confidence 0 where no event lies within PX pixels (at the network's scale; "
+                         f"default {DEFAULT_EVENT_RADIUS:g}; 0: off)")
+    ap.add_argument("--show-all", action="store_true", help=f"{shown} every pixel, not only the confident ones")
+
+
+def check_prediction_options(args: argparse.Namespace | object) -> None:
+    """InputError naming the option for a bad --scale, --min-confidence or --event-radius; ``args.scale``
+    parsed. ``args``: parsed arguments, or any object with those attributes (``LiveOptions``)."""
+    try:
+        args.scale = parse_scale(args.scale)
+    except ValueError as exc:
+        raise InputError(None, f"--scale {args.scale}: {exc}") from None
+    if not 0 <= args.min_confidence <= 1:
+        raise InputError(None, f"--min-confidence {args.min_confidence:g}: must lie in 0..1")
+    if args.event_radius < 0:
+        raise InputError(None, f"--event-radius {args.event_radius:g}: must be 0 (off) or positive")
