@@ -8,6 +8,7 @@ is Z in that frame (metres); disparity d = f*B / Z in pixels, NaN where invalid.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +290,28 @@ def load_calibration(path: str | os.PathLike) -> StereoCalibration:
                 cam.event_map = load_rectify_map_txt(xs[0], ys[0], cam.height, cam.width)
         return calib
     return load_camchain(path)
+
+
+# --- the automatic input scale of the networks (evstereo.datasets.scaling explains it) ---
+NOMINAL_HW = (260, 346)  # the DAVIS346 / MVSEC resolution the networks are trained around
+NOMINAL_FB = 19.9418  # px*m: the MVSEC indoor_flying rig's f*B (its P_right[0, 3])
+SCALE_STEP = 0.25  # automatic scales are multiples of this, so nearby sensor sizes share one
+SCALE_RANGE = (0.25, 4.0)
+
+
+def auto_scale(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW,
+               fB: float | None = None) -> float:
+    """The automatic factor (see evstereo.datasets.scaling): NOMINAL_FB / fB when ``fB`` is known and
+    positive, else the one that brings a ``height`` x ``width`` sensor to the nominal pixel
+    count; rounded to a multiple of SCALE_STEP within SCALE_RANGE (1.0 for the MVSEC rig)."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"sensor size must be positive, not {height}x{width}")
+    if fB is not None and math.isfinite(fB) and fB > 0:
+        s = NOMINAL_FB / fB
+    else:
+        s = math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width))
+    s = round(s / SCALE_STEP) * SCALE_STEP
+    return float(min(max(s, SCALE_RANGE[0]), SCALE_RANGE[1]))
 
 
 def depth_to_disparity(depth: np.ndarray, fB: float) -> np.ndarray:

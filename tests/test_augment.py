@@ -93,3 +93,15 @@ def test_lowres_look_blurs_but_keeps_geometry():
     # through a half-size grid: isolated events spread over their neighbours, total kept
     assert (low["left"] != 0).mean() > 2 * (s["left"] != 0).mean()
     assert abs(low["left"].sum() - s["left"].sum()) < 0.05 * np.abs(s["left"]).sum()
+
+
+def test_auto_scale_follows_the_rigs_fb_when_known():
+    assert auto_scale(260, 346, fB=19.9418) == 1.0  # the MVSEC rig
+    assert auto_scale(480, 640, fB=0.6 * 580) == 0.25  # DSEC's long baseline: shrink (clamped)
+    assert auto_scale(128, 128, fB=19.9418 / 2.25) == 2.25  # a DVS128-sized MVSEC rig
+    assert auto_scale(128, 128, fB=20.0) == 1.0  # disparities already MVSEC-like: no resampling
+    assert auto_scale(128, 128, fB=float("nan")) == 2.25  # unknown: the pixel-count rule
+    s = _sample(128, 128, 8.0)
+    s["fB"] = 20.0
+    out = RandomScale((1.0, 1.0), min_size=(120, 120))(s, np.random.default_rng(0))
+    assert out["disparity"].shape == (128, 128)  # trained as inference will see it

@@ -63,7 +63,7 @@ def test_real_dvs128_pair_recording(tmp_path):
     info = write_pair(src, tmp_path, "pair", field="constant", d_min=8, d_max=8, seed=3)
     assert info["sensor"] == [128, 128] and info["gt_frames"] > 200
     with open_recording(info["data"]) as rec:
-        assert rec.check_stereo() is None and rec.fB == pytest.approx(12.8)
+        assert rec.check_stereo() is None and rec.fB == pytest.approx(19.9418 / 2.25)  # a DVS128-sized MVSEC rig
         shift = rec.stereo_shift()
         assert shift["shift_px"] == pytest.approx(8, abs=1)  # the readers see the pair as an 8 px stereo pair
         k = len(rec.gt_timestamps()) // 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from evstereo.datasets.scaling import NOMINAL_HW, parse_scale, resolve_scale
+from evstereo.datasets.scaling import NOMINAL_FB, NOMINAL_HW, parse_scale, resolve_scale
 from evstereo.errors import InputError
 from evstereo.events.input_spec import InputSpec
 from evstereo.inference.prediction import Predictor, model_scale
@@ -89,12 +89,16 @@ def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypat
     net = build_stereo_net(TINY).eval()
     with open_recording(info["data"]) as rec:
         assert (rec.height, rec.width) == (128, 128)
+        # the rig's f*B is known, so the scale brings its disparities to the MVSEC rig's
+        want = round(NOMINAL_FB / rec.fB / 0.25) * 0.25
+        size = round(128 * want)
+        assert want != 1.0
         eng = StreamingEngine(rec, net, EngineConfig(max_speed=True, max_frames=2))
-        assert eng.scale == 2.25 and eng.network_size == (288, 288)
+        assert eng.scale == want and eng.network_size == (size, size)
         frames = list(eng.frames())
         f = frames[-1]
         assert f.disparity.shape == f.confidence.shape == f.gt_disparity.shape == (128, 128)
-        assert np.nanmax(f.disparity) <= net.max_disparity / 2.25 + 1e-3  # in the sensor's pixels
+        assert np.nanmax(f.disparity) <= net.max_disparity / want + 1e-3  # in the sensor's pixels
         assert 0 <= f.confidence.min() and f.confidence.max() <= 1
         native = StreamingEngine(rec, net, EngineConfig(max_speed=True, max_frames=1, scale=1.0))
         assert native.network_size == (128, 128) and next(native.frames()).disparity.shape == (128, 128)
@@ -102,7 +106,7 @@ def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypat
     seen = []
     r = evaluate(net, plan, energy_frames=1, on_frame=seen.append).as_dict()
     rec_r = r["recordings"][str(info["data"])]
-    assert r["scale"] == rec_r["scale"] == 2.25 and rec_r["network_size"] == [288, 288]
+    assert r["scale"] == rec_r["scale"] == want and rec_r["network_size"] == [size, size]
     assert rec_r["sensor"] == [128, 128] and rec_r["frames"] == r["frames"] == 2
-    assert seen[0].prediction.shape == (128, 128) and seen[0].scale == 2.25
+    assert seen[0].prediction.shape == (128, 128) and seen[0].scale == want
     assert r["energy_mj"] > 0  # measured at the network's size

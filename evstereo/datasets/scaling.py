@@ -1,10 +1,17 @@
 """Input scale: resample event frames to the resolution the network works at, and disparities back.
 
-A stereo network learns a range of disparities and of structure sizes in pixels. A 128x128
-DVS128 sees a scene with about 2.3x fewer pixels per degree than the 346x260 DAVIS346 the
-network is trained around, so its disparities and edges are 2.3x smaller; a 640x480 camera's
-are 1.8x larger. Resampling the input by ``s`` multiplies disparities by ``s``, so the network
-sees the scale it was trained at; the prediction is resampled back and divided by ``s``.
+A stereo network learns a range of disparities and of structure sizes in pixels. Resampling
+the input by ``s`` multiplies disparities by ``s``, so the network sees the scale it was
+trained at; the prediction is resampled back and divided by ``s``. The automatic factor:
+
+* with a calibration (f*B known), ``s = NOMINAL_FB / fB``: disparity is f*B / Z, so this
+  brings the rig's disparities at a given depth to those of the MVSEC rig the network is
+  trained around (indoor depth ranges assumed, 0.6-10 m). A 640x480 rig with a 0.6 m
+  baseline (f*B ~ 350 px*m) shrinks, a short-baseline DVS128 (f*B ~ 9) grows;
+* without one (a converted recording with no calibration), the pixel-count rule
+  ``s = sqrt(260*346 / (H*W))``: a 128x128 DVS128 sees about 2.3x fewer pixels per degree
+  than the DAVIS346, so for the same field of view and baseline its disparities and edges are
+  2.3x smaller (x2.25); a 640x480 camera's 1.8x larger (x0.5).
 
 The same functions serve training (multi-scale augmentation: each recording at its automatic
 scale times a random factor) and inference (the automatic scale), so both see identical
@@ -15,26 +22,12 @@ resampled by nearest neighbour, so no invalid pixel leaks into a valid one.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-NOMINAL_HW = (260, 346)  # the DAVIS346 / MVSEC resolution the networks are trained around
-SCALE_STEP = 0.25  # automatic scales are multiples of this, so nearby sensor sizes share one
-SCALE_RANGE = (0.25, 4.0)
-
-
-def auto_scale(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW) -> float:
-    """The factor that brings a ``height`` x ``width`` sensor to the nominal pixel count,
-    rounded to a multiple of SCALE_STEP within SCALE_RANGE (1.0 for the nominal sensor)."""
-    if height <= 0 or width <= 0:
-        raise ValueError(f"sensor size must be positive, not {height}x{width}")
-    s = math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width))
-    s = round(s / SCALE_STEP) * SCALE_STEP
-    return float(min(max(s, SCALE_RANGE[0]), SCALE_RANGE[1]))
-
+# the rule itself is geometry (torch-free, so recordings can use it too); re-exported here
+from evstereo.geometry import NOMINAL_FB, NOMINAL_HW, SCALE_RANGE, SCALE_STEP, auto_scale  # noqa: F401
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """Size of a ``height`` x ``width`` image resampled by ``scale`` (at least 1 x 1)."""
@@ -108,10 +101,10 @@ def parse_scale(text: str | float) -> str | float:
 
 
 def resolve_scale(option: str | float, height: int, width: int,
-                  nominal_hw: tuple[int, int] | None = None) -> float:
-    """The factor for a ``height`` x ``width`` sensor: ``auto_scale`` towards ``nominal_hw``
-    (None: NOMINAL_HW) for "auto", else the given factor."""
+                  nominal_hw: tuple[int, int] | None = None, fB: float | None = None) -> float:
+    """The factor for a ``height`` x ``width`` sensor of rig ``fB`` (None: unknown):
+    ``auto_scale`` towards ``nominal_hw`` (None: NOMINAL_HW) for "auto", else the given factor."""
     option = parse_scale(option)
     if option == "auto":
-        return auto_scale(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW)
+        return auto_scale(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW, fB)
     return float(option)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evstereo.datasets.scaling import auto_scale, resample_disparity, resample_frames, scaled_size
+from evstereo.datasets.scaling import NOMINAL_HW, auto_scale, resample_disparity, resample_frames, scaled_size
 
 _IMAGE_KEYS = ("left", "right")
 _MAP_KEYS = ("disparity", "valid", "disparity_right", "valid_right")
@@ -65,7 +65,8 @@ class HorizontalFlipSwap:
 
 
 class RandomScale:
-    """Resample a whole sample by its sensor's automatic scale times a log-uniform factor.
+    """Resample a whole sample by its automatic scale (from its rig's ``fB`` when the sample
+    has one, as at inference) times a log-uniform factor.
 
     Disparities scale with the image, so GT above ``max_disparity`` after scaling becomes
     invalid. The factor is raised where needed so the result still holds a ``min_size`` crop.
@@ -87,7 +88,9 @@ class RandomScale:
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         h, w = sample["disparity"].shape
-        base = auto_scale(h, w) if self.nominal_hw is None else auto_scale(h, w, self.nominal_hw)
+        fB = sample.get("fB")  # the rig's, as inference uses it (None or NaN: unknown)
+        fB = float(fB) if fB is not None and np.isfinite(fB) else None
+        base = auto_scale(h, w, self.nominal_hw or NOMINAL_HW, fB)
         scale = base * float(np.exp(rng.uniform(np.log(self.jitter[0]), np.log(self.jitter[1]))))
         if self.min_size is not None:
             scale = max(scale, self.min_size[0] / h, self.min_size[1] / w)

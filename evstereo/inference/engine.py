@@ -134,7 +134,7 @@ class StreamingEngine:
                 model = FusedReadoutNet(model)
         self.model = model
         self.predictor = Predictor(model, recording.height, recording.width, self.config.scale,
-                                   self.config.event_radius, compile=self.config.compile)
+                                   self.config.event_radius, compile=self.config.compile, fB=recording.fB)
         self.scale, self.network_size = self.predictor.scale, self.predictor.network_size
         self.stats = EngineStats()
         self.schedule = self._schedule()

@@ -10,7 +10,10 @@ network sees is real event structure (real noise, real motion, real density); wh
 is the disparity.
 
 The recording is written in the MVSEC layout with an identity (already rectified) calibration
-of focal length ``focal_px`` and baseline ``baseline_m``, so depth = f*B / d. Ground truth is
+of focal length ``focal_px`` and baseline ``baseline_m``, so depth = f*B / d. By default f*B is
+the MVSEC rig's divided by the sensor's pixel-count scale (a rig of this size with MVSEC's
+field of view and baseline), so the automatic input scale treats the pair like the sensor it
+came from (:mod:`evstereo.datasets.scaling`). Ground truth is
 given only at the pixels where the left view has events in the window before each GT time
 (elsewhere NaN): the disparity of a pixel with no event is not observable, so metrics here are
 "at the event pixels".
@@ -25,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import DEFAULT_WINDOW_US
 from evstereo.fileio import check_writable
-from evstereo.geometry import StereoCalibration
+from evstereo.geometry import NOMINAL_FB, StereoCalibration, auto_scale
 from evstereo.recordings.mvsec_writer import MVSECWriter, calibration_file
 from evstereo.recordings.recording import open_recording
 
@@ -48,7 +52,7 @@ class PairOptions:
     gt_hz: float = 20.0
     window_us: int = DEFAULT_WINDOW_US  # GT pixels: left events within this window before the GT time
     focal_px: float | None = None  # default: the sensor width
-    baseline_m: float = 0.1
+    baseline_m: float | None = None  # default: f*B = NOMINAL_FB / the pixel-count scale (see above)
 
     def __post_init__(self) -> None:
         if self.field not in FIELDS:
@@ -57,7 +61,8 @@ class PairOptions:
             raise ValueError(f"need 0 <= d_min <= d_max, not {self.d_min}, {self.d_max}")
         if not 0 < self.keep <= 1:
             raise ValueError(f"keep must be in (0, 1], not {self.keep}")
-        if self.noise_rate_hz < 0 or self.gt_hz <= 0 or self.window_us <= 0 or self.baseline_m <= 0:
+        if self.noise_rate_hz < 0 or self.gt_hz <= 0 or self.window_us <= 0 or \
+                (self.baseline_m is not None and self.baseline_m <= 0):
             raise ValueError("noise rate must be >= 0; gt_hz, window_us and baseline_m positive")
 
 
@@ -124,12 +129,11 @@ def write_pair(source_path: str | os.PathLike, out_dir: str | os.PathLike, name:
         source = rec.events(camera, t0 - 1, t1)
         height, width = rec.height, rec.width
     if len(source) == 0:
-        from evstereo.errors import InputError
         raise InputError(source_path, f"has no {camera} events to build a pair from")
     rng = np.random.default_rng(seed)
     left, right, disp = make_pair(source, height, width, opts, rng)
     focal = float(opts.focal_px or width)
-    fB = focal * opts.baseline_m
+    fB = focal * opts.baseline_m if opts.baseline_m else NOMINAL_FB / auto_scale(height, width)
     calib = StereoCalibration.identity(height, width, fB=fB, focal=focal)
     depth_field = (fB / np.maximum(disp, 1e-6)).astype(np.float32)
 
