@@ -34,7 +34,7 @@ SOURCES = {
     "davis346": (SHARED / "davis346_sample_shiba24.aedat4", ["--format", "aedat4"]),
 }
 # randomised synthetic recordings: sensor -> seeds (training uses seeds 100-199 and 900)
-SYNTH = {"dvs128": [9101, 9102], "davis240": [9201, 9202], "davis346": [9301, 9302], "dsec": [9401, 9402]}
+SYNTH = {"dvs128": [9101, 9102], "davis240": [9201, 9202], "davis346": [9301], "dsec": [9401]}
 SYNTH_SECONDS = 1.5
 
 

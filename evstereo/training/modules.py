@@ -105,7 +105,7 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
     def __init__(self, net: NetConfig | dict | None = None, genotype: Genotype | dict | str = "reference",
                  loss: str = "smooth_l1",
                  lr: float = 1e-3, milestones: tuple[int, ...] = (50, 100, 150), gamma: float = 0.5,
-                 weight_decay: float = 0.0, log_energy: bool = True):
+                 weight_decay: float = 0.0, log_energy: bool = True, init: str | None = None):
         super().__init__()
         check_loss(loss)
         check_options(float, lr=lr, gamma=gamma, weight_decay=weight_decay)
@@ -117,10 +117,23 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
         # plain data only (checkpoints load with weights_only=True); Lightning passes these back as dicts
         self.save_hyperparameters({"net": config.as_dict(), "genotype": genotype.to_data(), "loss": loss,
                                    "lr": lr, "milestones": list(milestones), "gamma": gamma,
-                                   "weight_decay": weight_decay, "log_energy": log_energy})
+                                   "weight_decay": weight_decay, "log_energy": log_energy, "init": init})
         self.model = StereoNet(genotype, config)
+        if init is not None:
+            self._start_from(init)
         self.log_energy = log_energy
         self._init_metrics()
+
+    def _start_from(self, path: str) -> None:
+        """Fine-tuning: the weights of an evstereo checkpoint (read as data) whose network is
+        this one (same config and genotype); a resumed run then replaces them with its own."""
+        from evstereo.models import load_checkpoint
+
+        other = load_checkpoint(path)
+        if other.config.as_dict() != self.model.config.as_dict() or \
+                other.genotype.to_data() != self.model.genotype.to_data():
+            raise ValueError(f"init {path}: its network (config and genotype) differs from the model section's")
+        self.model.load_state_dict(other.state_dict())
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return self.model(left, right)
