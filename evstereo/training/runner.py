@@ -150,8 +150,9 @@ def say(message: str) -> None:
 def generate_recordings(entries: list[dict], wait_s: float = 3600.0) -> None:
     """Make the synthetic recordings a config lists under ``data.generate`` when missing.
 
-    Each entry: ``{out, name, seconds, seed}`` as for ``data_tools.synth``; so a config plus
-    one command reproduce a training run from nothing. Under a launcher that starts every
+    Each entry: ``{out, name, seconds, seed}`` as for ``data_tools.synth``, plus any
+    :class:`~evstereo.simulation.SynthOptions` field (e.g. ``speed``, ``threshold``); so a
+    config plus one command reproduce a training run from nothing. Under a launcher that starts every
     rank at once (torchrun, srun), rank 0 writes them and the others wait for its files.
     """
     from evstereo.simulation import synthesize
@@ -164,7 +165,8 @@ def generate_recordings(entries: list[dict], wait_s: float = 3600.0) -> None:
                 time.sleep(1.0)
         elif not files[0].exists():
             say(f"generating {e['out']}/{e['name']} ({e['seconds']} s, seed {e['seed']})")
-            synthesize(e["out"], e["name"], float(e["seconds"]), int(e["seed"]))
+            options = {k: v for k, v in e.items() if k not in ("out", "name", "seconds", "seed")}
+            synthesize(e["out"], e["name"], float(e["seconds"]), int(e["seed"]), **options)
 
 
 def build_datamodule(cfg: dict, input_spec: InputSpec, search: bool = False, quiet: bool = False,
@@ -277,17 +279,22 @@ def _lightning_output(quiet: bool) -> Iterator[None]:
             lg.setLevel(level)
 
 
-def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False, quiet: bool = False) -> L.Trainer:
+def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False, quiet: bool = False,
+        datamodule: L.LightningDataModule | None = None) -> L.Trainer:
     """Data, trainer (checkpoints, logs, DGS unless disabled) and ``Trainer.fit``, resuming from last.ckpt.
 
     The resume file is checked first (data only, not damaged), before any data is prepared.
+    ``datamodule`` replaces the ``data`` section's StereoDataModule (apps.adapt's unlabelled windows).
     """
     ckpt = resume_path(cfg, resume)
     if ckpt:
         read_resume_checkpoint(ckpt)
     with _lightning_output(quiet):
-        with config_section(cfg, "data"):
-            dm = build_datamodule(cfg, module.model.input_spec, search=search, quiet=quiet, rebuild_damaged=not resume)
+        dm = datamodule
+        if dm is None:
+            with config_section(cfg, "data"):
+                dm = build_datamodule(cfg, module.model.input_spec, search=search, quiet=quiet,
+                                      rebuild_damaged=not resume)
         with config_section(cfg, "dgs"):
             callbacks = dgs_callbacks(cfg)
         with config_section(cfg, "trainer"):
