@@ -30,35 +30,22 @@ from typing import ClassVar
 import numpy as np
 
 from evstereo.simulation.raycast import BOX, QUAD, SPHERE, SceneArrays
+from evstereo.simulation.trajectory import axis_rotation
 
 GRAVITY = 9.81  # m/s^2
 
 
-def _rot(axis: int, a) -> np.ndarray:
-    """Rotations by angles ``a`` (any shape) about coordinate axis 0, 1 or 2: shape + (3, 3)."""
-    a = np.asarray(a, np.float64)
-    c, s = np.cos(a), np.sin(a)
-    out = np.zeros(a.shape + (3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    out[..., axis, axis] = 1.0
-    out[..., i, i] = c
-    out[..., j, j] = c
-    out[..., i, j] = -s
-    out[..., j, i] = s
-    return out
-
-
 def rot_x(a) -> np.ndarray:
-    return _rot(0, a)
+    return axis_rotation(0, a)
 
 
 def rot_y(a) -> np.ndarray:
     """Rotation about the vertical axis; maps +z to (sin a, 0, cos a)."""
-    return _rot(1, a)
+    return axis_rotation(1, a)
 
 
 def rot_z(a) -> np.ndarray:
-    return _rot(2, a)
+    return axis_rotation(2, a)
 
 
 def rot_axis(axis: np.ndarray, a) -> np.ndarray:

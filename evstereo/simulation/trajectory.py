@@ -16,8 +16,9 @@ import numpy as np
 GRAVITY_WORLD = np.array([0.0, 9.81, 0.0])  # m/s^2, y points down
 
 
-def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations about one coordinate axis."""
+def axis_rotation(axis: int, angle) -> np.ndarray:
+    """Rotations by angles (any shape) about coordinate axis 0, 1 or 2: shape + (3, 3)."""
+    angle = np.asarray(angle, np.float64)
     c, s = np.cos(angle), np.sin(angle)
     out = np.zeros(angle.shape + (3, 3))
     i, j = [(1, 2), (2, 0), (0, 1)][axis]
@@ -88,7 +89,7 @@ class Trajectory:
         """(N, 3, 3) rotation left camera -> world (yaw about y, then pitch, then roll)."""
         t = np.atleast_1d(np.asarray(t, np.float64))
         a = _wave_sum(self.ang_amp, self.ang_freq * self.speed, self.ang_phase, t)
-        return _rot(1, a[:, 0]) @ _rot(0, a[:, 1]) @ _rot(2, a[:, 2])
+        return axis_rotation(1, a[:, 0]) @ axis_rotation(0, a[:, 1]) @ axis_rotation(2, a[:, 2])
 
     def pose(self, t: np.ndarray, T_left_cam: np.ndarray | None = None) -> np.ndarray:
         """(N, 4, 4) ``T_world_cam``; ``T_left_cam`` maps camera points into the left camera."""
