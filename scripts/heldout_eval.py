@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "real"
 PY = sys.executable
 
-# name -> (source file, convert format, camera, real_pair options)
+# name -> (source in SOURCES, camera, data_tools.real_pair options)
 REAL_PAIRS = {
     "pendulum_const8": ("pendulum", "left", dict(field="constant", d_min=8, d_max=8)),
     "pendulum_plane": ("pendulum", "left", dict(field="plane", d_min=4, d_max=16)),

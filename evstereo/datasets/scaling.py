@@ -83,8 +83,7 @@ def restore_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def restore_disparity(disparity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A disparity map [B, h, w] predicted on resampled frames -> [B, H, W] at the sensor's
     ``size``, in the sensor's pixels (divided by the horizontal scale)."""
-    w = disparity.shape[-1]
-    return restore_map(disparity, size) * (size[1] / w) if w != size[1] else restore_map(disparity, size)
+    return restore_map(disparity, size) * (size[1] / disparity.shape[-1])
 
 
 def parse_scale(text: str | float) -> str | float:

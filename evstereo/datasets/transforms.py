@@ -89,8 +89,7 @@ class RandomScale:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         h, w = sample["disparity"].shape
         fB = sample.get("fB")  # the rig's, as inference uses it (None or NaN: unknown)
-        fB = float(fB) if fB is not None and np.isfinite(fB) else None
-        base = auto_scale(h, w, self.nominal_hw or NOMINAL_HW, fB)
+        base = auto_scale(h, w, self.nominal_hw or NOMINAL_HW, None if fB is None else float(fB))
         scale = base * float(np.exp(rng.uniform(np.log(self.jitter[0]), np.log(self.jitter[1]))))
         if self.min_size is not None:
             scale = max(scale, self.min_size[0] / h, self.min_size[1] / w)

@@ -234,8 +234,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int = 5,
         for k, (path, fB, s) in enumerate(iterate_frames(plan, spec)):
             if path not in per_recording:  # the scale follows each recording's sensor
                 h, w = s["left"].shape[-2:]
-                rig_fB = fB if fB is not None and np.isfinite(fB) else None
-                per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius, fB=rig_fB))
+                per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius, fB=fB))
             rec_scores, predictor = per_recording[path]
             left = torch.from_numpy(s["left"])[None].to(device)
             right = torch.from_numpy(s["right"])[None].to(device)

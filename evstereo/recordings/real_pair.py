@@ -120,11 +120,11 @@ def write_pair(source_path: str | os.PathLike, out_dir: str | os.PathLike, name:
     """Read ``camera``'s events of any recording the readers open, write ``out_dir/NAME_data.hdf5``,
     ``NAME_gt.hdf5`` and ``NAME_calib/``; returns a summary."""
     opts = PairOptions(**options)
+    if camera not in ("left", "right"):
+        raise ValueError(f"camera must be left or right, not {camera!r}")
     out_dir = Path(out_dir)
     check_writable(out_dir, folder=True)
     with open_recording(source_path) as rec:
-        if camera not in ("left", "right"):
-            raise ValueError(f"camera must be left or right, not {camera!r}")
         t0, t1 = rec.time_range(camera)
         source = rec.events(camera, t0 - 1, t1)
         height, width = rec.height, rec.width

@@ -511,11 +511,12 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
                          + _mover_motion(cam, scene.max_mover_speed, (b - a) / US) for cam in cams)
             n_steps = int(np.clip(np.ceil(motion / opt.max_step_px), 1, opt.max_steps_per_chunk))
             step_ts = a + np.round(np.arange(1, n_steps + 1) * (b - a) / n_steps).astype(np.int64)
+            step_scenes = [scene.at(t / US) for t in step_ts]  # once per time, shared by both cameras
             for cam in cams:
                 poses = traj.pose(step_ts / US, cam.T_left_cam)
                 logs = np.empty((n_steps, height * width), np.float32)
                 for k in range(n_steps):
-                    rad, depth = render(scene.at(step_ts[k] / US), cam.raw, poses[k])
+                    rad, depth = render(step_scenes[k], cam.raw, poses[k])
                     logs[k] = cam.sensor.log(rad)
                 cam.depth = depth
                 x, y, t, p = cam.sensor.advance(logs, step_ts)
@@ -525,10 +526,10 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
 
             # Ground truth depth, raw and rectified, for both cameras.
             ts = gt_ts[(gt_ts > lo_t) & (gt_ts <= b)]
+            gt_scenes = [scene.at(t / US) for t in ts]
             for cam in cams:
                 raw_d, rect_d = [], []
-                for t_gt, T in zip(ts, traj.pose(ts / US, cam.gt_T_left_cam)):
-                    now = scene.at(t_gt / US)
+                for now, T in zip(gt_scenes, traj.pose(ts / US, cam.gt_T_left_cam)):
                     _, z = render(now, cam.gt_raw, T, with_radiance=False)
                     raw_d.append(np.where((z > 0) & (z <= opt.max_depth_m), z, np.nan).reshape(height, width))
                     # Z in the rectified frame: the rectified rays are in the raw frame, so rotate.
@@ -545,9 +546,10 @@ def synthesize(out_dir: str | os.PathLike, name: str, seconds: float, seed: int,
             # APS frames, IMU and motion-capture poses.
             ts = aps_ts[(aps_ts > lo_t) & (aps_ts <= b)]
             if len(ts):
+                aps_scenes = [scene.at(t / US) for t in ts]
                 for cam in cams:
-                    frames = [_aps_image(render(scene.at(t_aps / US), cam.raw, T)[0], (height, width), s_aps)
-                              for t_aps, T in zip(ts, traj.pose(ts / US, cam.T_left_cam))]
+                    frames = [_aps_image(render(now, cam.raw, T)[0], (height, width), s_aps)
+                              for now, T in zip(aps_scenes, traj.pose(ts / US, cam.T_left_cam))]
                     writer.add_images(cam.name, np.stack(frames), _to_seconds(ts))
             ts = imu_ts[(imu_ts > lo_t) & (imu_ts <= b)]
             if len(ts):
