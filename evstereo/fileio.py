@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from evstereo.errors import InputError
+from evstereo.errors import InputError, check_interrupted
 
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp")
 
@@ -80,7 +80,9 @@ def temp_path(path: str | os.PathLike, suffix: str | None = None) -> Path:
 
 
 def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
-    """Give a finished temporary file normal permissions (mkstemp makes it 0600) and rename it."""
+    """Give a finished temporary file normal permissions (mkstemp makes it 0600) and rename it
+    (not if the user has pressed Ctrl-C: :func:`evstereo.errors.check_interrupted`)."""
+    check_interrupted()
     os.chmod(tmp, _umask_mode())
     os.replace(tmp, final)
 

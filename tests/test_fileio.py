@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,29 @@ def test_run_tool_endings(capsys):
 
     with pytest.raises(OSError):
         run_tool(bug)
+
+
+class _InterruptedWhileCollected:
+    def __del__(self):  # what a SIGINT landing in a weakref/GC callback looks like to Python
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("work_after", [0.0, 5.0])
+def test_run_tool_does_not_lose_a_ctrl_c_swallowed_by_garbage_collection(capsys, tmp_path, work_after):
+    """Python can only print "Exception ignored" for such an interrupt and would run on to exit 0;
+    run_tool re-delivers it (cutting the remaining work short), and no output takes its final
+    name after it (the quick body reaches the rename before the re-sent signal)."""
+    def body():
+        _InterruptedWhileCollected()  # collected at once: its KeyboardInterrupt is swallowed
+        end = time.monotonic() + work_after
+        while time.monotonic() < end:
+            time.sleep(0.005)
+        write_text_atomic(tmp_path / "out.txt", "done")
+        return 0
+
+    hook, start = sys.unraisablehook, time.monotonic()
+    assert run_tool(body, "interrupted: resume") == 130
+    assert time.monotonic() - start < 2.0  # the re-sent SIGINT stopped the 5 s of work
+    assert capsys.readouterr().err == "interrupted: resume\n"  # one line, no "Exception ignored"
+    assert sys.unraisablehook is hook  # put back
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary

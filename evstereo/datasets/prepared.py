@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from evstereo.datasets.samples import SampleSpec, make_sample
 from evstereo.errors import InputError
-from evstereo.fileio import check_writable
+from evstereo.fileio import check_writable, publish
 from evstereo.recordings import open_recording
 from evstereo.recordings.mvsec_writer import discard_hdf5, disk_error
 
@@ -191,5 +191,5 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
             if error is not None:
                 raise error from None
             raise
-    os.replace(partial, out)
+    publish(partial, out)  # an interrupt here keeps the finished partial: a rerun renames it
     return out

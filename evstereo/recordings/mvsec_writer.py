@@ -30,6 +30,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from evstereo.errors import check_interrupted
 from evstereo.fileio import check_writable, publish, temp_path
 from evstereo.geometry import CAMERAS
 
@@ -259,6 +260,7 @@ class MVSECWriter:
             for final, f in self._files.items():
                 current = final
                 f.close()
+            check_interrupted()  # before the first rename: both files or neither
         except BaseException as exc:
             self.abort()
             if isinstance(exc, (OSError, RuntimeError)):
