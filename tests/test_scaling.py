@@ -59,8 +59,9 @@ def _tiny_config() -> dict:
 
 def test_predictor_resamples_the_input_and_restores_the_sensor_pixels():
     model = Constant()
-    p = Predictor(model, 128, 128, "auto", event_radius=4.5)
-    assert p.scale == 2.25 and p.network_size == (288, 288)
+    assert Predictor(model, 128, 128, "auto").scale == 2.25  # the rule's factor, before any frame
+    p = Predictor(model, 128, 128, 2.25, event_radius=4.5)
+    assert p.network_size == (288, 288)
     left = torch.zeros(1, 1, 5, 128, 128)
     left[0, 0, 2, 64, 64] = 1.0
     d, c = p(left, left.clone())
@@ -74,6 +75,36 @@ def test_predictor_resamples_the_input_and_restores_the_sensor_pixels():
     off = Predictor(model, 128, 128, 1.0, event_radius=0)
     d1, c1 = off(left, left)
     assert model.seen == (128, 128) and float(d1.mean()) == 9.0 and bool((c1 == 1).all())
+
+
+class Saturated(torch.nn.Module):
+    """Stand-in for a network that cannot resolve large disparities: 12 px (of its input) everywhere."""
+
+    input_spec = InputSpec()
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return torch.full((left.shape[0], *left.shape[-2:]), 12.0)
+
+
+def test_auto_scale_keeps_the_factor_whose_disparity_explains_the_two_cameras():
+    """Random dots 8 px apart on a 128x128 sensor: the rule says x2.25, where 12 network px are
+    5.3 sensor px; of x2.25 * (1, 0.8, 0.67, 0.5) only x1.51 (12 / 1.51 = 7.96 px) matches the
+    cameras, and the Predictor keeps it after its fitting frames, with no ground truth."""
+    rng = np.random.default_rng(0)
+    p = Predictor(Saturated(), 128, 128, "auto", event_radius=0)
+    fixed = Predictor(Saturated(), 128, 128, 2.25, event_radius=0)
+    for k in range(Predictor.FIT_FRAMES + 1):
+        dots = (rng.random((128, 136)) < 0.05).astype(np.float32)
+        left = torch.from_numpy(dots[:, :128].copy()).view(1, 1, 1, 128, 128)
+        right = torch.from_numpy(dots[:, 8:].copy()).view(1, 1, 1, 128, 128)  # left x sees right x - 8
+        d, _ = p(left, right)
+        fixed(left, right)
+        assert p.scale == pytest.approx(2.25 * 0.67) and p.rule_scale == 2.25
+        torch.testing.assert_close(d, torch.full_like(d, 12 / (2.25 * 0.67)), atol=0.05, rtol=0)
+    assert fixed.scale == 2.25  # a given factor is never changed
+    blank = Predictor(Saturated(), 128, 128, "auto")
+    blank(torch.zeros(1, 1, 1, 128, 128), torch.zeros(1, 1, 1, 128, 128))
+    assert blank.scale == 2.25 and blank._fit_left == Predictor.FIT_FRAMES  # a frame with no events does not count
 
 
 def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypatch):
@@ -96,9 +127,10 @@ def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypat
         eng = StreamingEngine(rec, net, EngineConfig(max_speed=True, max_frames=2))
         assert eng.scale == want and eng.network_size == (size, size)
         frames = list(eng.frames())
+        assert eng.scale in [pytest.approx(want * f) for f in Predictor.FIT_FACTORS]
         f = frames[-1]
         assert f.disparity.shape == f.confidence.shape == f.gt_disparity.shape == (128, 128)
-        assert np.nanmax(f.disparity) <= net.max_disparity / want + 1e-3  # in the sensor's pixels
+        assert np.nanmax(f.disparity) <= net.max_disparity / eng.scale + 1e-3  # in the sensor's pixels
         assert 0 <= f.confidence.min() and f.confidence.max() <= 1
         native = StreamingEngine(rec, net, EngineConfig(max_speed=True, max_frames=1, scale=1.0))
         assert native.network_size == (128, 128) and next(native.frames()).disparity.shape == (128, 128)
@@ -106,7 +138,9 @@ def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypat
     seen = []
     r = evaluate(net, plan, energy_frames=1, on_frame=seen.append).as_dict()
     rec_r = r["recordings"][str(info["data"])]
-    assert r["scale"] == rec_r["scale"] == want and rec_r["network_size"] == [size, size]
+    assert rec_r["rule_scale"] == want and r["scale"] == rec_r["scale"]  # the fit may lower it (test above)
+    assert rec_r["scale"] in [pytest.approx(want * f) for f in Predictor.FIT_FACTORS]
+    assert rec_r["network_size"] == [round(128 * rec_r["scale"])] * 2
     assert rec_r["sensor"] == [128, 128] and rec_r["frames"] == r["frames"] == 2
-    assert seen[0].prediction.shape == (128, 128) and seen[0].scale == want
+    assert seen[0].prediction.shape == (128, 128) and seen[-1].scale == rec_r["scale"]
     assert r["energy_mj"] > 0  # measured at the network's size

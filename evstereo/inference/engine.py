@@ -135,10 +135,17 @@ class StreamingEngine:
         self.model = model
         self.predictor = Predictor(model, recording.height, recording.width, self.config.scale,
                                    self.config.event_radius, compile=self.config.compile, fB=recording.fB)
-        self.scale, self.network_size = self.predictor.scale, self.predictor.network_size
         self.stats = EngineStats()
         self.schedule = self._schedule()
         self._warm = False
+
+    @property
+    def scale(self) -> float:
+        return self.predictor.scale  # "auto" may lower it on the first frames (Predictor)
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        return self.predictor.network_size
 
     def _schedule(self) -> np.ndarray:
         """Window end times (us)."""

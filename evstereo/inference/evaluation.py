@@ -256,7 +256,8 @@ def evaluate(model: Model, plan: Items, energy_frames: int = 5,
         energy = {k: float(np.mean([e[k] for e in energies])) for k in ("sops", "macs", "energy_mj")}
         energy["frames_measured"] = len(energies)
     overall = scores.as_dict()
-    recordings = {path: {"sensor": list(p.size), "scale": p.scale, "network_size": list(p.network_size),
+    recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale,
+                         "network_size": list(p.network_size),
                          **sc.as_dict()} for path, (sc, p) in per_recording.items()}
     return EvalResult({k: v for k, v in overall.items() if k != "confident"}, energy,
                       times[1:] if len(times) > 1 else times,  # the first call warms up

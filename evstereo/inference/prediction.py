@@ -45,9 +45,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evstereo.datasets.scaling import (parse_scale, resample_frames, resolve_scale, restore_disparity, restore_map,
-                                       scaled_size)
+from evstereo.datasets.scaling import (SCALE_RANGE, parse_scale, resample_frames, resolve_scale, restore_disparity,
+                                       restore_map, scaled_size)
 from evstereo.errors import InputError
+from evstereo.models.photometric import activity_image, photometric_loss
 
 DEFAULT_MIN_CONFIDENCE = 0.45
 DEFAULT_EVENT_RADIUS = 5.0  # px at the network's scale
@@ -109,25 +110,65 @@ class Predictor:
 
     ``scale`` is "auto" or a factor (see the module doc); ``self.scale`` is the factor used and
     ``self.network_size`` the (h, w) the network sees. ``compile``: torch.compile the model.
+
+    With "auto" the rule's factor (``self.rule_scale``) is checked on the first FIT_FRAMES
+    frames that have events: each is predicted at the rule's factor times each of
+    FIT_FACTORS, and the factor whose disparity best explains the two cameras' events (the
+    lowest photometric error of the right activity image warped into the left,
+    :mod:`evstereo.models.photometric`, summed over those frames) is kept from then on: a
+    live stream and an evaluation see one scale per recording after its first frames. Why:
+    the rule knows the rig, not the scene; a near scene pushes disparities past what the
+    network resolves (README, real-event checks: a 4-16 px plane at x2.25 had 4.0 px error,
+    1.7 px for SGBM), and no ground truth is needed to see it.
     """
+
+    FIT_FRAMES = 3
+    FIT_FACTORS = (1.0, 0.8, 0.67, 0.5)
 
     def __init__(self, model: Callable[[Tensor, Tensor], Tensor], height: int, width: int,
                  scale: str | float = "auto", event_radius: float = DEFAULT_EVENT_RADIUS,
                  compile: bool = False, fB: float | None = None) -> None:
         self.model = model
         self.size = (int(height), int(width))
-        self.scale = model_scale(model, scale, height, width, fB)
-        self.network_size = scaled_size(height, width, self.scale)
+        self._set_scale(model_scale(model, scale, height, width, fB))
+        self.rule_scale = self.scale  # before the fit
         self.event_radius = float(event_radius)
+        fits = parse_scale(scale) == "auto" and not getattr(model, "native_resolution", False)
+        self._candidates = sorted({max(SCALE_RANGE[0], self.scale * f) for f in self.FIT_FACTORS}, reverse=True) \
+            if fits else []
+        self._fit_errors = np.zeros(len(self._candidates))
+        self._fit_left = self.FIT_FRAMES if fits else 0
         run = WithConfidence(model)
         self._run = torch.compile(run) if compile else run
+
+    def _set_scale(self, scale: float) -> None:
+        self.scale = float(scale)
+        self.network_size = scaled_size(*self.size, self.scale)
+
+    def __call__(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        if self._fit_left > 0 and bool(left.abs().sum() > 0) and bool(right.abs().sum() > 0):
+            return self._fit(left, right)
+        return self._predict(left, right)
+
+    def _fit(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """Predict at every candidate factor, add up their photometric errors, keep the best so far."""
+        left_image, right_image = activity_image(left), activity_image(right)
+        outputs = []
+        for i, factor in enumerate(self._candidates):
+            self._set_scale(factor)
+            outputs.append(self._predict(left, right))
+            self._fit_errors[i] += float(photometric_loss(left_image, right_image, outputs[-1][0])[0])
+        best = int(np.argmin(self._fit_errors))
+        self._set_scale(self._candidates[best])
+        self._fit_left -= 1
+        return outputs[best]
 
     def network_input(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
         """The two [B, T, C, H, W] tensors resampled to the network's size."""
         return (resample_frames(left, self.scale, self.network_size),
                 resample_frames(right, self.scale, self.network_size))
 
-    def __call__(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+    def _predict(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
         disparity, conf = self._run(*self.network_input(left, right))
         disparity, conf = disparity.float(), conf.float()
         if tuple(disparity.shape[-2:]) != self.size:
@@ -143,8 +184,9 @@ def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
     """The apps' --scale, --min-confidence, --event-radius and --show-all (``shown``: what --show-all
     changes, e.g. "examples show")."""
     ap.add_argument("--scale", default="auto", metavar="auto|FACTOR",
-                    help="resample the network's input by this factor (auto, the default: towards the sensor "
-                         "size the network is trained around, e.g. 1 for 346x260, 2.25 for 128x128; 1: off)")
+                    help="resample the network's input by this factor (auto, the default: the rig's disparities "
+                         "towards the training rig's, or the sensor towards 346x260 without a calibration, then the "
+                         "best of that factor x 1, 0.8, 0.67, 0.5 on the first frames; 1: off)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
                     help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
     ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",
