@@ -38,12 +38,15 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     assert res["metric_units"]["1pe"] == "%" and res["mae"] == pytest.approx(res["mean_disparity_error"])
     assert 0 <= res["2pe"] <= res["1pe"] <= 100 and res["rmse"] >= res["mae"]
     # (an untrained network's cost is flat, confidence 2/36 everywhere: confident = within 1 px of an event)
-    assert res["scale"] == 1.0 and res["scale_option"] == "auto" and res["min_confidence"] == 0.05
+    assert res["scale_option"] == "auto" and res["min_confidence"] == 0.05
     for part in (res, res["baselines"]["sgbm"]):
         c = part["confident"]
         assert 0 < c["coverage"] < 1 and c["frames"] == 4 and set(c) >= {"1pe", "2pe", "mae", "rmse"}
         (rec,) = part["recordings"].values()
-        assert rec["sensor"] == [260, 346] and rec["scale"] == 1.0 and rec["confident"] == c
+        assert rec["sensor"] == [260, 346] and rec["confident"] == c
+    (net_rec,) = res["recordings"].values()
+    assert net_rec["rule_scale"] == 1.0 and res["scale"] == net_rec["scale"]
+    assert res["baselines"]["sgbm"]["scale"] == 1.0  # the baseline always runs at the sensor's pixels
     with open_recording(random_recording) as rec:
         ts = rec.gt_timestamps()
         start = rec.time_span()[0]

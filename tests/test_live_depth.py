@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import DVS128_NPZ, ROOT
+from evstereo.inference.prediction import Predictor
 from evstereo.recordings import open_recording
 from evstereo.live.outputs import HeadlessOutputs, frame_stem
 from evstereo.runtime import keep_freed_memory
@@ -237,7 +238,8 @@ def test_headless_outputs_complete_and_readable(random_recording, tmp_path):
     assert t["metric_units"]["mean_depth_error"] == "m" and "mean_depth_error" in r.stdout and "cm" not in r.stdout
     assert t["outputs"] == {"dir": str(out), "png": n, "npy": n, "confidence_npy": n, "ply": 3, "video_frames": n}
     # the arrays keep every pixel with its confidence; the pictures show the confident ones only
-    assert t["scale"] == 1.0 and t["network_size"] == {"height": H, "width": W} and t["min_confidence"] == 0.45
+    assert t["rule_scale"] == 1.0 and t["min_confidence"] == 0.45
+    assert t["network_size"] == {"height": round(H * t["scale"]), "width": round(W * t["scale"])}
     c = np.load(out / "confidence_npy" / f"{frame_stem(times[3])}.npy")
     assert c.dtype == np.float32 and c.shape == (H, W) and 0 <= c.min() and c.max() <= 1
     hidden = np.isfinite(d) & (c < t["min_confidence"])
@@ -333,8 +335,10 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     t = json.loads((out / "timings.json").read_text())
     assert t["status"] == "completed" and t["fB"] is None and t["metrics"] is None
     # a 128x128 sensor: the network sees it at x2.25 (288x288), the outputs stay at 128x128
-    assert t["scale"] == 2.25 and t["network_size"] == {"height": 288, "width": 288}
-    assert "scale 2.25 (network input 288x288)" in r.stdout
+    assert t["rule_scale"] == 2.25 and t["scale"] in [pytest.approx(2.25 * f) for f in Predictor.FIT_FACTORS]
+    side = round(128 * t["scale"])  # the fit on the first frames may lower it
+    assert t["network_size"] == {"height": side, "width": side}
+    assert f"scale {t['scale']:g} (network input {side}x{side})" in r.stdout
     n = t["frames_produced"]
     assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
     npys = sorted((out / "disparity_npy").glob("*.npy"))

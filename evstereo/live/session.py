@@ -10,7 +10,8 @@ into a model (the shipped or a given checkpoint, or the SGBM baseline).
 
 The network's input (representation, bins, time steps, window) comes from the network
 (``model.input_spec``); ``LiveOptions.window_ms`` overrides only the window, ``scale`` sets the
-input scale ("auto": towards the sensor size the network is trained around). Colours of
+input scale ("auto": the rig's rule, then fitted on the first frames; see
+``evstereo.inference.prediction.Predictor``). Colours of
 disparity span the network's range ``model.max_disparity`` (px). Pictures, the cloud window
 and PLY files show the confident pixels only (confidence >= ``min_confidence``, see
 ``evstereo.inference.prediction``) unless ``show_all``; the disparity arrays keep every pixel,
@@ -320,6 +321,7 @@ class LiveSession:
             "representation": self.spec.as_dict(),
             "sensor": {"height": self.rec.height, "width": self.rec.width},
             "scale": self.engine.scale,  # the input scale used (scale_option: what was asked for)
+            "rule_scale": self.engine.predictor.rule_scale,  # "auto"'s rule, before its fit on the first frames
             "scale_option": self.options.scale,
             "network_size": {"height": self.engine.network_size[0], "width": self.engine.network_size[1]},
             "min_confidence": self.options.min_confidence,
