@@ -115,15 +115,17 @@ class Predictor:
     frames that have events: each is predicted at the rule's factor times each of
     FIT_FACTORS, and the factor whose disparity best explains the two cameras' events (the
     lowest photometric error of the right activity image warped into the left,
-    :mod:`evstereo.models.photometric`, summed over those frames) is kept from then on: a
+    :mod:`evstereo.models.photometric`, summed over those frames; the rule's factor unless
+    another is lower by more than FIT_MARGIN of it) is kept from then on: a
     live stream and an evaluation see one scale per recording after its first frames. Why:
     the rule knows the rig, not the scene; a near scene pushes disparities past what the
     network resolves (README, real-event checks: a 4-16 px plane at x2.25 had 4.0 px error,
     1.7 px for SGBM), and no ground truth is needed to see it.
     """
 
-    FIT_FRAMES = 3
+    FIT_FRAMES = 8
     FIT_FACTORS = (1.0, 0.8, 0.67, 0.5)
+    FIT_MARGIN = 0.01
 
     def __init__(self, model: Callable[[Tensor, Tensor], Tensor], height: int, width: int,
                  scale: str | float = "auto", event_radius: float = DEFAULT_EVENT_RADIUS,
@@ -158,7 +160,11 @@ class Predictor:
             self._set_scale(factor)
             outputs.append(self._predict(left, right))
             self._fit_errors[i] += float(photometric_loss(left_image, right_image, outputs[-1][0])[0])
+        # the rule's factor (first) unless another explains the events clearly better: single
+        # windows differ by ~0.5 % between factors where the rule is right (README's checks)
         best = int(np.argmin(self._fit_errors))
+        if self._fit_errors[best] > (1 - self.FIT_MARGIN) * self._fit_errors[0]:
+            best = 0
         self._set_scale(self._candidates[best])
         self._fit_left -= 1
         return outputs[best]
@@ -186,7 +192,7 @@ def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
     ap.add_argument("--scale", default="auto", metavar="auto|FACTOR",
                     help="resample the network's input by this factor (auto, the default: the rig's disparities "
                          "towards the training rig's, or the sensor towards 346x260 without a calibration, then the "
-                         "best of that factor x 1, 0.8, 0.67, 0.5 on the first frames; 1: off)")
+                         "best of that factor x 1, 0.8, 0.67, 0.5 on the first 8 frames; 1: off)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
                     help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
     ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",
