@@ -5,8 +5,8 @@
 Builds, when missing, (1) real-event pairs with known disparity from the real files in
 ../shared/data (data_tools.real_pair: the DVS128 pendulum's left and right cameras, the
 DAVIS346 AEDAT4 sample) and (2) randomised synthetic recordings of every sensor size, with
-seeds never used in training; then runs apps.evaluate on each (--baseline sgbm) and prints a
-markdown table. None of these recordings is ever trained or tuned on.
+seeds never used in training; then runs apps.evaluate on each (--baseline sgbm; results and
+example pictures in RESULTS/<check>/) and prints a markdown table. None of these recordings is ever trained or tuned on.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def build_synth(out: Path) -> list[Path]:
 
 
 def evaluate(data: Path, checkpoint: str | None, results: Path) -> dict:
-    out = results / f"{data.stem.removesuffix('_data')}.json"
+    out = results / data.stem.removesuffix("_data") / "results.json"  # its example pictures beside it
     if not out.exists():
         cmd = [PY, "-m", "apps.evaluate", "--data", str(data), "--out", str(out), "--baseline", "sgbm", "-q"]
         run(cmd + (["--checkpoint", checkpoint] if checkpoint else []))
