@@ -72,3 +72,47 @@ def test_viterbi_finds_the_most_probable_valid_path():
     assert viterbi_path(betas[:2], end_level=0)[-1] == 0
     with pytest.raises(ValueError, match="cannot be reached"):
         viterbi_path(betas[:1], end_level=3)
+
+
+def _brute_force_path(betas: np.ndarray, end_level: int | None) -> tuple[tuple[int, ...], float]:
+    """Every move sequence scored with the supernet's own move probabilities (torch)."""
+    import itertools
+
+    import torch
+
+    from evstereo.search.decode import MOVES
+    from evstereo.search.trellis import move_probabilities
+
+    p = move_probabilities(torch.from_numpy(betas)).numpy()
+    best, best_p = None, -1.0
+    for moves in itertools.product(range(len(MOVES)), repeat=len(betas)):
+        level, prob, path = 0, 1.0, []
+        for layer, m in enumerate(moves):
+            prob *= p[layer, level, m]
+            level += MOVES[m]
+            if not 0 <= level < 4:
+                break  # an impossible move (probability 0)
+            path.append(level)
+        if prob > 0 and (end_level is None or level == end_level) and prob > best_p:
+            best, best_p = tuple(path), prob
+    return best, best_p
+
+
+@pytest.mark.parametrize("spread", [0.05, 1.0, 5.0])  # flat, moderate, peaked betas
+def test_viterbi_equals_a_brute_force_search_over_valid_paths(spread):
+    """On random betas the decoded path is the most probable one under the supernet's masked
+    move probabilities (an unmasked softmax decoded another path on most flat beta sets)."""
+    from evstereo.search.decode import move_log_probabilities
+
+    rng = np.random.default_rng(int(spread * 100))
+    for trial in range(150):
+        n_layers = int(rng.integers(1, 7))
+        betas = spread * rng.standard_normal((n_layers, 4, 3))
+        end = None if trial % 2 else 0
+        want, want_p = _brute_force_path(betas, end)
+        got = viterbi_path(betas, end_level=end)
+        logp = move_log_probabilities(betas)
+        levels = (0,) + got
+        got_p = float(np.exp(sum(logp[l, levels[l], levels[l + 1] - levels[l] + 1] for l in range(n_layers))))
+        assert got_p == pytest.approx(want_p, rel=1e-9), (betas, got, want)
+        assert got == want or got_p == pytest.approx(want_p, rel=1e-12)  # a tie may pick either

@@ -27,6 +27,21 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def valid_moves(n_layers: int) -> np.ndarray:
+    """[n_layers, NUM_LEVELS, 3] bool: True where a move stays inside levels 0..NUM_LEVELS-1."""
+    target = np.arange(NUM_LEVELS)[:, None] + np.asarray(MOVES)[None, :]
+    return np.broadcast_to((target >= 0) & (target < NUM_LEVELS), (n_layers, NUM_LEVELS, len(MOVES))).copy()
+
+
+def move_log_probabilities(betas: np.ndarray) -> np.ndarray:
+    """log softmax of each cell's betas over its possible moves only (-inf for the impossible
+    ones): the move probabilities the supernet mixes with (``trellis.move_probabilities``)."""
+    betas = np.asarray(betas, np.float64)
+    logits = np.where(valid_moves(betas.shape[0]), betas, -np.inf)
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
 def decode_cell(alphas: np.ndarray, primitives: tuple[str, ...] = PRIMITIVES) -> CellGenotype:
     """[NUM_EDGES, len(primitives)] alphas -> each node's two strongest edges with their best op.
 
@@ -47,14 +62,16 @@ def decode_cell(alphas: np.ndarray, primitives: tuple[str, ...] = PRIMITIVES) ->
 
 
 def viterbi_path(betas: np.ndarray, end_level: int | None = None) -> tuple[int, ...]:
-    """Most probable level sequence through the trellis.
+    """Most probable level sequence through the trellis, under the supernet's move probabilities
+    (softmax over the possible moves only: a softmax over all three would charge a cell at the
+    finest or coarsest level for a move it cannot make, and pick other paths).
 
     ``betas[l, s]`` holds the three move weights out of level s *before* layer l (row 0 is the
     stem, which sits at level 0). Returns one level per layer; ``end_level`` pins the last one.
     """
     betas = np.asarray(betas, np.float64)
     n_layers = betas.shape[0]
-    logp = np.log(_softmax(betas))
+    logp = move_log_probabilities(betas)
     score = np.full(NUM_LEVELS, -np.inf)
     score[0] = 0.0
     back = np.zeros((n_layers, NUM_LEVELS), np.int64)

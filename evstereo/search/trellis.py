@@ -18,17 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from evstereo.search.cells import MixedCell, Neurons, Resample
-from evstereo.search.decode import MOVES, NUM_EDGES
+from evstereo.search.decode import MOVES, NUM_EDGES, valid_moves
 from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES
 
 
 def move_logits_mask(n_layers: int) -> Tensor:
     """[L, NUM_LEVELS, 3] True where a move is possible (target level inside 0..3)."""
-    mask = torch.zeros(n_layers, NUM_LEVELS, len(MOVES), dtype=torch.bool)
-    for s in range(NUM_LEVELS):
-        for m, move in enumerate(MOVES):
-            mask[:, s, m] = 0 <= s + move < NUM_LEVELS
-    return mask
+    return torch.from_numpy(valid_moves(n_layers))
 
 
 def move_probabilities(betas: Tensor) -> Tensor:
