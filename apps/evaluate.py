@@ -6,8 +6,10 @@ one_pixel_accuracy [fraction], mean_depth_error [m], median_depth_error [m]) and
 (confidence >= ``--min-confidence``, ``evstereo.inference.prediction``) with their coverage
 (the share of GT pixels kept), for all recordings and for each one (``recordings`` in
 results.json), with the same names and units in results.json and on the console; SOPs, MACs
-and energy per frame, and frames/s. ``--scale auto|FACTOR`` resamples the network's input
-(auto: towards the sensor size it is trained around; 1: off; results.json's ``scale``).
+and energy per frame (means over every scored frame, spiking layers, analog layers, the
+upsampling and the read-out; results.json's ``energy.layers`` gives each part's share and
+input spike rate), and frames/s. ``--scale auto|FACTOR`` resamples the network's input
+(auto: the rig's rule, fitted on the first windows; 1: off; results.json's ``scale``).
 ``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model, at
 the sensor's own resolution (its confident pixels: those it matched).
 ``--split N`` needs only the test sequence of split N (indoor_flyingN_data.hdf5, _gt.hdf5).
@@ -77,7 +79,9 @@ def _scale_text(r: dict) -> str:
 def _summary(name: str, r: dict) -> str:
     parts = [format_metrics(r)]
     if r.get("energy_mj") is not None:
-        parts.append(f"{r['energy_mj']:.3f} mJ/frame ({r['sops'] / 1e9:.3f} G SOPs, {r['macs'] / 1e9:.3f} G MACs)")
+        n = r.get("energy", {}).get("frames_measured")
+        parts.append(f"{r['energy_mj']:.3f} mJ/frame ({r['sops'] / 1e9:.3f} G SOPs, {r['macs'] / 1e9:.3f} G MACs"
+                     + (f", mean of {n} frames)" if n else ")"))
     if r.get("frames_per_s"):
         parts.append(f"{r['frames_per_s']:.1f} frames/s")
     lines = [f"{name} over {r['frames']} frames ({_scale_text(r)}): " + "; ".join(parts)]

@@ -138,3 +138,26 @@ def test_table_json_and_forced_kinds(tmp_path):
     assert math.isclose(loaded["energy_mj"], r["sops"] * 1e-9)
     with pytest.raises(ValueError, match="kind"):
         EnergyMeter(net, kinds={"head": "digital"})
+
+
+def test_the_stereo_networks_upsampling_and_read_out_are_counted_as_macs():
+    """By hand, tiny config (levels L at 1/3, max_disparity 3L), a 30 x 45 input padded to a
+    multiple of 3 * 2**max_level: trilinear upsampling 8 MACs per full-resolution score,
+    soft-argmin 3 per level and pixel; they sit in the report as analog "function" rows."""
+    import yaml
+
+    from conftest import ROOT
+    from evstereo.models import build_stereo_net
+
+    net = build_stereo_net(yaml.safe_load((ROOT / "configs" / "model" / "tiny.yaml").read_text())).eval()
+    left, right = torch.rand(2, 1, 1, 5, 30, 45).round().unbind(0)
+    report = EnergyMeter(net).measure(left, right)
+    mult = 3 * 2 ** max(net.feature_net.max_level, net.matching_net.max_level)
+    hp, wp = -(-30 // mult) * mult, -(-45 // mult) * mult
+    d = 3 * net.config.levels
+    rows = {r["name"]: r for r in report["layers"] if r["type"] == "function"}
+    assert rows["upsampling (trilinear)"]["macs"] == 8 * d * hp * wp
+    assert rows["read-out (soft_argmin)"]["macs"] == 3 * d * 30 * 45
+    assert all(r["kind"] == "analog" and r["sops"] == 0 for r in rows.values())
+    layers_only = sum(r["macs"] for r in report["layers"] if r["type"] != "function")
+    assert report["macs"] == pytest.approx(layers_only + 8 * d * hp * wp + 3 * d * 30 * 45)

@@ -32,6 +32,12 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
                 "sops", "macs", "energy_mj", "frames_per_s"):
         assert res[key] is not None and np.isfinite(res[key]), key
     assert res["frames"] == 4 and 0 <= res["one_pixel_accuracy"] <= 1
+    # energy: the mean over every scored frame, with the upsampling and the read-out counted
+    assert res["energy"]["frames_measured"] == res["frames"]
+    parts = {layer["name"]: layer for layer in res["energy"]["layers"]}
+    assert {"upsampling (trilinear)", "read-out (soft_argmin)"} <= set(parts)
+    assert sum(layer["share"] for layer in parts.values()) == pytest.approx(1.0)
+    assert all(0 <= layer["input_spike_rate"] <= 1 for layer in parts.values() if layer["kind"] == "spiking")
     assert set(res["baselines"]["sgbm"]) >= {"mean_disparity_error", "one_pixel_accuracy", "frames"}
     assert res["metric_units"]["mean_depth_error"] == "m" and res["device"] == "cpu"
     # DSEC's metrics beside the MVSEC four, over all GT pixels and over the confident ones with their coverage

@@ -104,7 +104,8 @@ class EvalResult:
         out.update(scale=self.scale, min_confidence=self.min_confidence, confident=self.confident,
                    recordings=self.recordings)
         if self.energy is not None:
-            out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"]})
+            out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"],
+                        "energy": {k: self.energy[k] for k in ("frames_measured", "layers")}})
         t = np.asarray(self.forward_ms)
         out["forward_ms_median"] = float(np.median(t)) if len(t) else None
         out["frames_per_s"] = float(1000.0 / np.median(t)) if len(t) else None
@@ -212,7 +213,29 @@ def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float |
                 yield str(path), rec.fB, make_sample(rec, int(i), spec)
 
 
-def evaluate(model: Model, plan: Items, energy_frames: int = 5,
+def energy_summary(reports: list[dict]) -> dict:
+    """Means over frames of ``EnergyMeter`` reports: ``sops``, ``macs``, ``energy_mj``,
+    ``frames_measured``, and ``layers`` (each layer's or function's mean energy, its share of
+    the total and its mean input spike rate; None for analog parts)."""
+    out = {k: float(np.mean([e[k] for e in reports])) for k in ("sops", "macs", "energy_mj")}
+    out["frames_measured"] = len(reports)
+    layers: dict[str, dict] = {}
+    for report in reports:
+        for layer in report["layers"]:
+            row = layers.setdefault(layer["name"], {"name": layer["name"], "kind": layer["kind"], "type": layer["type"],
+                                                    "energy": [], "rates": []})
+            row["energy"].append(layer["energy_mj"])
+            if layer["input_spike_rate"] is not None:
+                row["rates"].append(layer["input_spike_rate"])
+    total = out["energy_mj"] or 1.0
+    out["layers"] = [{"name": r["name"], "kind": r["kind"], "type": r["type"],
+                      "energy_mj": float(np.sum(r["energy"]) / len(reports)),
+                      "share": float(np.sum(r["energy"]) / len(reports) / total),
+                      "input_spike_rate": float(np.mean(r["rates"])) if r["rates"] else None} for r in layers.values()]
+    return out
+
+
+def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
              on_frame: Callable[[EvalFrame], None] | None = None, device: str | torch.device = "cpu",
              progress: str | None = None, scale: str | float = "auto",
              min_confidence: float = DEFAULT_MIN_CONFIDENCE, event_radius: float = DEFAULT_EVENT_RADIUS) -> EvalResult:
@@ -244,7 +267,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int = 5,
             times.append((time.perf_counter() - t) * 1e3)
             for sc in (scores, rec_scores):
                 sc.update(pred, conf, s["disparity"], s["valid"], fB)
-            if meter is not None and k < energy_frames:
+            if meter is not None and (energy_frames is None or k < energy_frames):
                 energies.append(meter.measure(*predictor.network_input(left, right)))
             if on_frame is not None:
                 on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))
@@ -253,8 +276,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int = 5,
         raise InputError(None, "no frame to evaluate (recordings too short for the event window?)")
     energy = None
     if energies:
-        energy = {k: float(np.mean([e[k] for e in energies])) for k in ("sops", "macs", "energy_mj")}
-        energy["frames_measured"] = len(energies)
+        energy = energy_summary(energies)
     overall = scores.as_dict()
     recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale,
                          "network_size": list(p.network_size),

@@ -303,6 +303,22 @@ class StereoBase(nn.Module):
             return HEADS["local_softmax"](cost, self.config.local_radius)
         return HEADS["soft_argmin"](cost)
 
+    def functional_macs(self, left: Tensor, right: Tensor) -> dict[str, int]:
+        """MACs of the parts that are functions, not layers, for ``EnergyMeter`` (whole batch):
+        the trilinear upsampling of the cost (8 weighted neighbours per full-resolution score)
+        and the read-out (softmax and expectation over the levels: an exp, a sum and a
+        multiply-add per level and pixel; local_softmax adds the arg max's comparisons over
+        all levels and then works on its 2r + 1 levels). The confidence read-out is not counted
+        (``forward`` does not compute it)."""
+        max_level = max(self.feature_net.max_level, self.matching_net.max_level)
+        mult = STRIDES[0] * 2**max_level
+        b, h, w = left.shape[0], left.shape[-2], left.shape[-1]
+        hp, wp = h + (-h) % mult, w + (-w) % mult
+        levels = 3 * self.config.levels
+        per_level = levels if self.config.head != "local_softmax" else 2 * self.config.local_radius + 1
+        readout = b * h * w * (3 * per_level + (levels if self.config.head == "local_softmax" else 0))
+        return {"upsampling (trilinear)": 8 * b * levels * hp * wp, f"read-out ({self.config.head})": readout}
+
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         return self.readout(self.cost(left, right)).clamp(0, self.config.max_disparity)
 

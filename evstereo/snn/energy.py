@@ -17,7 +17,9 @@
   volume`` for a transposed conv, ``input rows x in x out`` for a linear layer.
 
 So the accounting follows the hybrid switch by itself. ``kinds`` can force a layer's kind
-by name pattern. Energy = ``SOPs x pj_per_ac + MACs x pj_per_mac`` (0.9 pJ and 4.6 pJ, 45 nm,
+by name pattern. Work done by functions rather than layers (the stereo networks' trilinear
+upsampling of the cost and their read-out) is added as analog rows of type "function" when
+the model says how much it is (``model.functional_macs(*inputs) -> {name: MACs}``). Energy = ``SOPs x pj_per_ac + MACs x pj_per_mac`` (0.9 pJ and 4.6 pJ, 45 nm,
 docs/method.md §5). Biases, BatchNorm (folded into the conv at inference), pooling and
 neuron updates are not counted.
 
@@ -190,6 +192,11 @@ class EnergyMeter:
                 "macs": macs,
                 "energy_mj": self._mj(sops, macs),
             })
+        functional = getattr(self.model, "functional_macs", None)
+        for name, total in (functional(*inputs, **kwargs) if functional is not None else {}).items():
+            macs = total / frames
+            layers.append({"name": name, "type": "function", "kind": "analog", "calls": 1, "input_spike_rate": None,
+                           "sops": 0.0, "macs": macs, "energy_mj": self._mj(0.0, macs)})
         sops = sum(layer["sops"] for layer in layers)
         macs = sum(layer["macs"] for layer in layers)
         return {
