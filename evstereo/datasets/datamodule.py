@@ -26,7 +26,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
-from evstereo.datasets.splits import mvsec_split
+from evstereo.datasets.splits import mvsec_split, search_halves
 from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
 from evstereo.datasets.transforms import CameraRealism, Compose, HorizontalFlipSwap, RandomCrop, RandomScale
 from evstereo.errors import InputError
@@ -197,10 +197,12 @@ class StereoDataModule(L.LightningDataModule):
     def train_dataloader(self):
         if not self.search_split:
             return self._loader("train", shuffle=True)
-        # bi-level search: weights learn on one half of the training frames, the
-        # architecture on the other (alternate frames, so both halves span every recording)
+        # bi-level search: weights learn on one half of the training frames, the architecture
+        # on the other, split by time blocks (evstereo.datasets.splits.search_halves)
         full = self.datasets["train"]
-        halves = {name: Subset(full, range(start, len(full), 2)) for name, start in (("weights", 0), ("arch", 1))}
+        parts = full.datasets if isinstance(full, ConcatDataset) else [full]
+        weights, arch = search_halves([len(p) for p in parts])
+        halves = {"weights": Subset(full, weights), "arch": Subset(full, arch)}
         loaders = {k: DataLoader(v, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
                                  persistent_workers=self.num_workers > 0) for k, v in halves.items()}
         return CombinedLoader(loaders, mode="max_size_cycle")
