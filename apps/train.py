@@ -40,7 +40,10 @@ def train(args: argparse.Namespace) -> int:
     trainer = fit(cfg, module, resume=not args.no_resume, quiet=args.quiet)
     if trainer.is_global_zero:
         out = Path(cfg["out"]) / "model.pt"
-        save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step})
+        dgs = next((cb for cb in trainer.callbacks if isinstance(cb, DGSCallback)), None)
+        # the surrogate search's record travels with the weights it produced (plain data)
+        save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step,
+                                                  "dgs_history": dgs.history if dgs is not None else []})
         print(f"wrote {out}")
         for p in write_plots(trainer, Path(cfg["out"])):
             print(f"wrote {p}")

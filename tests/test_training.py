@@ -178,6 +178,11 @@ def test_killed_mid_epoch_resumes_with_the_whole_history(tmp_path, synth_pair):
     assert [int(r["epoch"]) for r in train_rows] == [e for e in range(3) for _ in range(8)]
     assert [int(r["epoch"]) for r in rows if r.get("val/mean_disparity_error")] == [0, 1, 2]
     assert (tmp_path / "run" / "plots" / "curves.png").is_file() and (tmp_path / "run" / "plots" / "dgs.png").is_file()
+    # model.pt keeps the DGS history beside the weights, as data
+    from evstereo.models import read_checkpoint_file
+
+    extra = read_checkpoint_file(tmp_path / "run" / "model.pt")["extra"]
+    assert [r["epoch"] for r in extra["dgs_history"]] == [0, 2] and extra["steps"] == 24
 
 
 def test_modules_take_objects_once_and_keep_plain_hyperparameters():
