@@ -36,6 +36,17 @@ FLAGS = {"speed": "--speed", "threshold": "--threshold", "threshold_sigma": "--t
          "movers": "--movers", "photo_textures": "--photo-textures", "randomize": "--randomize"}
 
 
+
+def _movers(text: str) -> int | tuple[str, ...]:
+    """--movers: a count, or comma-separated kinds (checked against the layout by SynthOptions)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds or not all(k.isidentifier() for k in kinds):
+        raise argparse.ArgumentTypeError(f"a count or kinds like fan,pendulum, not {text!r}")
+    return kinds
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (options beyond the contract have simulator defaults).
 
@@ -88,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("scene content", "what the cameras see (evstereo.simulation.scene)")
     option(g, "layout", "room, or outdoor: a street with a ground plane and a sky", "NAME", choices=("room", "outdoor"))
     option(g, "thin", "thin structures and small objects (poles, wires, blades)", "N", type=int)
-    option(g, "movers", "independently moving objects (fans, pendulums, walking figures, crossing objects; "
-                        "cars outdoors)", "N", type=int)
+    option(g, "movers", "independently moving objects: N random ones, or their kinds, e.g. fan,pendulum (room: "
+                        "fan, pendulum, walker, crossing; outdoor adds car)", "N|KINDS", type=_movers)
     option(g, "photo_textures", "share of the surfaces textured with photographs (scikit-image's bundled "
                                 "images)", "SHARE", type=float)
     ap.add_argument("--randomize", action="store_true", default=None,

@@ -303,7 +303,8 @@ def test_sparse_settings_reach_tens_of_thousands_of_events_per_second(tmp_path):
     ({"sensor": "vga"}, "sensor"), ({"hot_pixel_fraction": 1.5}, "hot_pixel_fraction"),
     ({"leak_rate_hz": -1.0}, "leak_rate_hz"), ({"latency_us": (0.0, -5.0)}, "latency_us"),
     ({"focal_px": 0.0}, "focal_px"), ({"bandwidth_hz": float("nan")}, "bandwidth_hz"),
-    ({"rectification_residual_deg": 20.0}, "rectification_residual_deg")])
+    ({"rectification_residual_deg": 20.0}, "rectification_residual_deg"),
+    ({"movers": ("car",)}, "movers"), ({"movers": -1}, "movers"), ({"movers": ()}, "movers")])
 def test_bad_options_name_the_option(options, field):
     with pytest.raises(OptionError) as exc:
         resolve_options(0, options)
@@ -328,6 +329,15 @@ def test_command_line_flags(tmp_path, capsys):
     assert _options(args) == {"sensor": "random", "leak_rate_hz": 0.5, "latency_us": [0.0, 100.0],
                               "bandwidth_hz": 300.0, "randomize": True}
     assert _options(build_parser().parse_args(base)) == {}, "no flag given: the simulator's defaults"
+    assert _options(build_parser().parse_args([*base, "--movers", "fan,pendulum"])) == {"movers": ("fan", "pendulum")}
+    assert _options(build_parser().parse_args([*base, "--movers", "2"])) == {"movers": 2}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--movers", "fan;rm"])
+
+
+def test_movers_by_kind_are_the_ones_placed(tmp_path):
+    info = synthesize(tmp_path, "fans", 0.1, 7, sensor="dvs128", movers=("fan", "pendulum"))
+    assert sorted(m["kind"] for m in info["scene"]["movers"]) == ["fan", "pendulum"]
 
 
 def test_moving_objects_make_events_and_moving_ground_truth(tmp_path):
