@@ -3,7 +3,9 @@
 Every tool ends the same way (:func:`run_tool`): bad input (:class:`InputError`) or a file
 system that refuses a write (``OSError`` with a file name: read-only, full, a folder where a
 file is expected) prints ``error: <one line>`` and exits 2; Ctrl-C or SIGTERM prints one line
-and exits 130.
+and exits 130, also when Python swallowed the Ctrl-C in a garbage-collection callback
+(:class:`_SwallowedInterrupts`); after such an interrupt no output is renamed into place
+(:func:`check_interrupted`, called by ``evstereo.fileio.publish``).
 """
 
 from __future__ import annotations
