@@ -119,3 +119,42 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(InputError, match="unknown model option.*filterz"):
         build_stereo_net({"filterz": 3})
+
+
+@pytest.mark.parametrize("time_steps", [1, 5])
+def test_time_constants_get_a_gradient_only_over_several_time_steps(time_steps):
+    """The audit's finding, kept as a measurement: with T = 1 and the membrane at 0 at the start
+    of every window the decay never enters the dynamics (a zero gradient); with the SBT window
+    split into 5 steps (bins 5 = 5 steps x 1 channel) every neuron type's decay gets one."""
+    import yaml
+
+    from conftest import ROOT
+    from evstereo.models import build_stereo_net
+
+    cfg = yaml.safe_load((ROOT / "configs" / "model" / "tiny.yaml").read_text())
+    cfg.update(in_channels=5 // time_steps, time_steps=time_steps)
+    torch.manual_seed(0)
+    net = build_stereo_net(cfg).train()
+    assert net.input_spec.bins == 5 and net.time_steps == time_steps
+    left = (torch.rand(2, time_steps, 5 // time_steps, 48, 72) < 0.2).float()
+    right = torch.roll(left, shifts=-4, dims=-1)
+    net(left, right).mean().backward()
+    grads = {name: p.grad for name, p in net.time_constants.named_parameters()}
+    assert grads, "the network has learnable time constants"
+    magnitude = {name: 0.0 if g is None else float(g.abs().sum()) for name, g in grads.items()}
+    if time_steps == 1:
+        assert all(m == 0.0 for m in magnitude.values()), magnitude
+    else:
+        assert all(m > 0.0 for m in magnitude.values()), magnitude
+    # and a few optimiser steps move them (or, for T = 1, leave them exactly where they were)
+    from evstereo.snn import learned_time_constants
+
+    before = learned_time_constants(net)
+    opt = torch.optim.Adam(net.time_constants.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        net(left, right).mean().backward()
+        opt.step()
+    moved = {k: abs(float(torch.as_tensor(v).sub(torch.as_tensor(before[k])).abs().max()))
+             for k, v in learned_time_constants(net).items()}
+    assert all((m > 1e-3) if time_steps > 1 else (m == 0.0) for m in moved.values()), moved
