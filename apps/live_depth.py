@@ -17,9 +17,11 @@ skipped and counted); headless, or with no display, it processes every window as
 can. ``--real-time`` and ``--max-speed`` choose either explicitly. ``--baseline sgbm`` runs
 OpenCV's StereoSGBM instead of a network (``--model sgbm``, its old spelling, still works).
 
-Any sensor size: ``--scale auto`` (the default) resamples each window's event frames to the
-size the network is trained around (e.g. x2.25 for a 128x128 DVS128, x1 for 346x260) and
-brings disparity and confidence back to the sensor's pixels; ``--scale FACTOR`` fixes it,
+Any sensor size: ``--scale auto`` (the default) resamples each window's event frames so that
+the rig's disparities match the training rig's (from the calibration's f*B; without one by
+pixel count, e.g. x2.25 for a 128x128 DVS128, x1 for 346x260), checks that factor against the
+events of the first 8 windows (``evstereo.inference.prediction.Predictor``) and brings
+disparity and confidence back to the sensor's pixels; ``--scale FACTOR`` fixes it,
 1 is off; SGBM always runs at the sensor's resolution. Pictures, the cloud window and PLY
 files show only confident pixels (``--min-confidence``, default 0.45; see
 ``evstereo.inference.prediction``), the others black or absent; ``--show-all`` shows every
