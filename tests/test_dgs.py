@@ -60,6 +60,30 @@ def test_dgs_moves_b_toward_the_better_candidate(u0, expected_delta):
     assert sum(w) == pytest.approx(1.0) and max(w) == w[[-0.4, -0.2, 0.0, 0.2, 0.4].index(expected_delta)]
 
 
+def test_layers_of_one_phase_choose_their_own_candidates():
+    """Two layers in one model and one phase: the far-from-threshold one moves down, the near one
+    up (candidates are trained with all layers on candidate k together, but each layer's choice
+    is its own mixing weights')."""
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.far, self.near = make_layer(FAR), make_layer(NEAR)
+
+        def forward(self, x):
+            return self.far(x), self.near(x)
+
+    model = Two()
+
+    def loss(batch):
+        a, b = model(batch)
+        return ((a - 1.0) ** 2).mean() + ((b - 1.0) ** 2).mean()
+
+    record = run_dgs_phase(model, [torch.ones(4, 1, 8)] * 150, loss, DGSConfig(sgd_lr=1e-4, max_batches=150))
+    assert {k: v["delta"] for k, v in record["layers"].items()} == {"far": -0.4, "near": 0.4}
+    assert float(model.far.neuron.b) == pytest.approx(2.6) and float(model.near.neuron.b) == pytest.approx(3.4)
+
+
 def test_three_candidate_variant_and_clamping():
     layer, record = phase(NEAR, batches=60, deltas=DGSConfig.three_candidates().deltas)
     assert record["layers"][""]["delta"] == 0.2 and float(layer.neuron.b) == pytest.approx(3.2)
