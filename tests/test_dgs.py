@@ -54,7 +54,7 @@ def test_dgs_moves_b_toward_the_better_candidate(u0, expected_delta):
     layer, record = phase(u0)
     info = record["layers"][""]
     assert record["batches"] == 150
-    assert info["delta"] == expected_delta
+    assert info["delta"] == expected_delta and info["z"] > 5  # far beyond batch noise
     assert float(layer.neuron.b) == pytest.approx(3.0 + expected_delta)
     w = info["weights"]
     assert sum(w) == pytest.approx(1.0) and max(w) == w[[-0.4, -0.2, 0.0, 0.2, 0.4].index(expected_delta)]
@@ -82,6 +82,30 @@ def test_layers_of_one_phase_choose_their_own_candidates():
     record = run_dgs_phase(model, [torch.ones(4, 1, 8)] * 150, loss, DGSConfig(sgd_lr=1e-4, max_batches=150))
     assert {k: v["delta"] for k, v in record["layers"].items()} == {"far": -0.4, "near": 0.4}
     assert float(model.far.neuron.b) == pytest.approx(2.6) and float(model.near.neuron.b) == pytest.approx(3.4)
+
+
+def test_batch_noise_alone_does_not_move_b():
+    """A loss that pulls the layer's output up or down at random from batch to batch has no
+    better temperature: the accumulated mixing weights still pick some candidate (the former
+    rule, min_z=0, moved b on 15 of 30 seeds), but its advantage over the 0-delta candidate is
+    within 3 standard errors of its batch-to-batch spread (z 0-2.9 on those 30 seeds), so b stays;
+    the constructed problems above have z of 25 (far) and 9.5 (near)."""
+    moved_before = 0
+    for seed in range(8):
+        g = torch.Generator().manual_seed(seed)
+        signs = [float(torch.randint(0, 2, (1,), generator=g)) * 2 - 1 for _ in range(100)]
+        for min_z in (0.0, 3.0):
+            layer = make_layer(0.3)
+            batches = [(torch.ones(4, 1, 8), sign) for sign in signs]
+            record = run_dgs_phase(layer, batches, lambda b: layer(b[0]).mean() * b[1],
+                                   DGSConfig(sgd_lr=1e-3, max_batches=100, min_z=min_z))
+            info = record["layers"][""]
+            if min_z == 0.0:
+                moved_before += info["delta"] != 0.0
+            else:
+                assert info["delta"] == 0.0 and float(layer.neuron.b) == 3.0, info
+                assert info["z"] is not None and info["z"] < 3.0
+    assert moved_before >= 2  # the noise is real: without the test b wanders
 
 
 def test_three_candidate_variant_and_clamping():

@@ -127,6 +127,9 @@ class DGSConfig:
     layers: Sequence[str] | None = None
     exclude: Sequence[str] = field(default_factory=tuple)
     adopt_weights: bool = False
+    # a layer leaves b only when its winner's advantage over the 0-delta candidate (the mean over
+    # batches of the difference of their alpha gradients) is this many standard errors; 0: off
+    min_z: float = 3.0
 
     def __post_init__(self) -> None:
         self.deltas = tuple(float(d) for d in self.deltas)
@@ -134,6 +137,8 @@ class DGSConfig:
             raise ValueError("DGS needs at least one candidate delta")
         if self.every_n_epochs < 1 or self.max_batches < 1:
             raise ValueError("DGS every_n_epochs and max_batches must be at least 1")
+        if not self.min_z >= 0:
+            raise ValueError(f"DGS min_z must be >= 0, not {self.min_z}")
         if not self.b_min < self.b_max:
             raise ValueError(f"DGS needs b_min < b_max, got [{self.b_min}, {self.b_max}]")
         self.layers = None if self.layers is None else tuple(self.layers)
@@ -182,6 +187,32 @@ def surrogate_temperatures(model: nn.Module) -> dict[str, float]:
     return {n: float(m.surrogate_b) for n, m in model.named_modules() if hasattr(m, "dgs_attach")}
 
 
+def _advantage_z(alpha_grads: list[Tensor], k: int, config: DGSConfig) -> float | None:
+    """How many standard errors candidate k's per-batch advantage over the 0-delta candidate
+    (g_stay - g_k: a descent step on alpha favours k by this much) is from zero; None without a
+    0-delta candidate or with fewer than 2 batches."""
+    if 0.0 not in config.deltas or len(alpha_grads) < 2:
+        return None
+    stay = config.deltas.index(0.0)
+    if k == stay:
+        return 0.0
+    g = torch.stack(alpha_grads).double()
+    advantage = g[:, stay] - g[:, k]
+    se = advantage.std(unbiased=True) / math.sqrt(len(advantage))
+    mean = float(advantage.mean())
+    if float(se) == 0.0:
+        return math.copysign(1e9, mean) if mean else 0.0  # no spread at all (finite: the history is JSON)
+    return mean / float(se)
+
+
+def _significant(alpha_grads: list[Tensor], k: int, config: DGSConfig) -> bool:
+    """Whether a layer may move to candidate k (see DGSConfig.min_z)."""
+    if config.min_z <= 0:
+        return True
+    z = _advantage_z(alpha_grads, k, config)
+    return z is None or z >= config.min_z
+
+
 def run_dgs_phase(
     model: nn.Module,
     batches: Iterable[Any],
@@ -213,6 +244,7 @@ def run_dgs_phase(
     alphas = [m.dgs_alpha for _, m in layers]
     opt = torch.optim.Adam(alphas, lr=config.alpha_lr)
     acc = [torch.zeros_like(a) for a in alphas]
+    alpha_grads: list[list[Tensor]] = [[] for _ in alphas]  # per layer, per batch
     n_batches = 0
     winners: list[int] = []
     try:
@@ -233,8 +265,9 @@ def run_dgs_phase(
                 for _, m in layers:
                     m.dgs_select("mix")
                 grads = torch.autograd.grad(loss_fn(batch), alphas, allow_unused=True)
-                for a, g in zip(alphas, grads):
+                for a, g, seen in zip(alphas, grads, alpha_grads):
                     a.grad = torch.zeros_like(a) if g is None else g
+                    seen.append(a.grad.detach().clone())
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 with torch.no_grad():
@@ -246,8 +279,10 @@ def run_dgs_phase(
             for n, b in model.named_buffers():
                 if n in saved_buffers:
                     b.copy_(saved_buffers[n])
-        for (name, m), s in zip(layers, acc):
+        for (name, m), s, seen in zip(layers, acc, alpha_grads):
             k = int(torch.argmax(s)) if n_batches else None
+            if k is not None and not _significant(seen, k, config):
+                k = config.deltas.index(0.0)
             winners.append(k)
             m.dgs_detach(adopt=k if (config.adopt_weights and k is not None) else None)
         model.train(was_training)
@@ -255,7 +290,7 @@ def run_dgs_phase(
     if n_batches == 0:
         return record
     with torch.no_grad():
-        for (name, m), s, k in zip(layers, acc, winners):
+        for (name, m), s, k, seen in zip(layers, acc, winners, alpha_grads):
             before = float(m.surrogate_b)
             after = min(max(before + config.deltas[k], config.b_min), config.b_max)
             m.surrogate_b.fill_(after)
@@ -264,5 +299,7 @@ def run_dgs_phase(
                 "b_after": after,
                 "delta": config.deltas[k],
                 "weights": (s / s.sum()).tolist(),
+                "proposed_delta": config.deltas[int(torch.argmax(s))],  # before the significance test
+                "z": _advantage_z(seen, int(torch.argmax(s)), config),
             }
     return record
