@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also score this classical baseline on the same frames (sgbm: OpenCV's StereoSGBM)")
     ap.add_argument("--examples", type=int, default=4, metavar="N", help="example PNGs to write (default 4; 0: none)")
     ap.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames")
+    ap.add_argument("--energy-frames", type=int, metavar="N",
+                    help="measure energy on the first N scored frames only (default: every frame; each costs one "
+                         "more forward pass; 0: no energy)")
     add_prediction_options(ap, "examples show")
     add_device_option(ap)
     ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (instead of the summary)")
@@ -97,6 +100,8 @@ def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         raise InputError(None, f"--max-frames {args.max_frames}: must be positive")
+    if args.energy_frames is not None and args.energy_frames < 0:
+        raise InputError(None, f"--energy-frames {args.energy_frames}: must be 0 or more")
     if args.examples < 0:
         raise InputError(None, f"--examples {args.examples}: must be 0 (none) or positive")
     check_prediction_options(args)
@@ -156,7 +161,8 @@ def _run(argv: list[str] | None) -> int:
                     raise InputError(path, "OpenCV could not write this image")
         n_frames["n"] += 1
 
-    result = evaluate(model, plan, on_frame=on_frame, device=device, progress=None if args.quiet else "model",
+    result = evaluate(model, plan, energy_frames=args.energy_frames, on_frame=on_frame, device=device,
+                      progress=None if args.quiet else "model",
                       scale=args.scale, **conf_options)
     report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split, "device": str(device),
               "representation": spec.as_dict(), "metric_units": METRIC_UNITS, "scale_option": args.scale,

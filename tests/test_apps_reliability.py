@@ -104,6 +104,7 @@ def test_bad_device_is_one_line_before_the_model_loads(app, device, words, small
 @pytest.mark.parametrize("app, argv, option", [
     ("evaluate", ["--max-frames", "0"], "--max-frames"),
     ("evaluate", ["--max-frames", "-3"], "--max-frames"),
+    ("evaluate", ["--energy-frames", "-1"], "--energy-frames"),
     ("evaluate", ["--examples", "-1"], "--examples"),
     ("live_depth", ["--max-frames", "0"], "--max-frames"),
     ("live_depth", ["--speed", "0"], "--speed"),
