@@ -113,6 +113,7 @@ class _SwallowedInterrupts:
             self._received += 1
             if not self._open:
                 return
+        self.pending = False  # delivered: clean-up code may publish what it keeps on Ctrl-C
         raise KeyboardInterrupt
 
     def _hook(self, unraisable) -> None:
@@ -141,6 +142,7 @@ def check_interrupted() -> None:
     Called before a finished file takes its final name, so that an interrupted tool never
     publishes its output and then reports the interrupt."""
     if _active is not None and _active.pending:
+        _active.pending = False  # raised once, like a delivered Ctrl-C
         raise KeyboardInterrupt
 
 

@@ -105,3 +105,23 @@ def test_run_tool_does_not_lose_a_ctrl_c_swallowed_by_garbage_collection(capsys,
     assert capsys.readouterr().err == "interrupted: resume\n"  # one line, no "Exception ignored"
     assert sys.unraisablehook is hook  # put back
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary
+
+
+def test_clean_up_after_a_re_delivered_ctrl_c_may_still_publish(capsys, tmp_path):
+    """What live depth does on Ctrl-C (finish its video and timings) still works when the Ctrl-C
+    was first swallowed and then re-delivered: the pending interrupt is raised once, not again
+    at every later rename."""
+    def body():
+        _InterruptedWhileCollected()
+        try:
+            end = time.monotonic() + 5.0
+            while time.monotonic() < end:
+                time.sleep(0.005)
+        except KeyboardInterrupt:
+            write_text_atomic(tmp_path / "kept.txt", "what was written so far")
+            raise
+        return 0
+
+    assert run_tool(body) == 130
+    assert (tmp_path / "kept.txt").read_text() == "what was written so far"
+    assert capsys.readouterr().err == "interrupted\n"
