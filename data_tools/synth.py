@@ -36,7 +36,6 @@ FLAGS = {"speed": "--speed", "threshold": "--threshold", "threshold_sigma": "--t
          "movers": "--movers", "photo_textures": "--photo-textures", "randomize": "--randomize"}
 
 
-
 def _movers(text: str) -> int | tuple[str, ...]:
     """--movers: a count, or comma-separated kinds (checked against the layout by SynthOptions)."""
     text = text.strip()
@@ -46,6 +45,7 @@ def _movers(text: str) -> int | tuple[str, ...]:
     if not kinds or not all(k.isidentifier() for k in kinds):
         raise argparse.ArgumentTypeError(f"a count or kinds like fan,pendulum, not {text!r}")
     return kinds
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (options beyond the contract have simulator defaults).

@@ -11,7 +11,8 @@ Each frame's input is built exactly as in training (``make_sample``) from the mo
 protocol's ``gt_max_disparity``, not the network's range), the metrics come from
 ``evstereo.metrics`` (per frame, then averaged over frames; names and units
 ``METRIC_NAMES``/``METRIC_UNITS``, and DSEC's ``DSEC_METRIC_NAMES``), the energy per frame
-from ``EnergyMeter`` on the first frames, and frames/s from the prediction's time alone.
+from ``EnergyMeter`` (on every frame unless ``energy_frames`` limits it: one more forward
+pass each, at the Predictor's current scale), and frames/s from the prediction's time alone.
 
 Each frame runs through a ``Predictor`` (``evstereo.inference.prediction``) made for its
 recording: the input scale ("auto" by default) resamples the event tensors to the network's

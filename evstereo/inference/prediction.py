@@ -136,7 +136,8 @@ class Predictor:
         self.rule_scale = self.scale  # before the fit
         self.event_radius = float(event_radius)
         fits = parse_scale(scale) == "auto" and not getattr(model, "native_resolution", False)
-        self._candidates = sorted({max(SCALE_RANGE[0], self.scale * f) for f in self.FIT_FACTORS}, reverse=True) \
+        # the rule's factor first (FIT_FACTORS[0] == 1): _fit keeps it unless another is clearly better
+        self._candidates = list(dict.fromkeys(max(SCALE_RANGE[0], self.scale * f) for f in self.FIT_FACTORS)) \
             if fits else []
         self._fit_errors = np.zeros(len(self._candidates))
         self._fit_left = self.FIT_FRAMES if fits else 0

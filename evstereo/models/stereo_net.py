@@ -267,11 +267,15 @@ class StereoBase(nn.Module):
         size = self.config.nominal_size
         return None if size is None else (int(size[0]), int(size[1]))
 
-    def _pad(self, x: Tensor, max_level: int) -> tuple[Tensor, int, int]:
-        mult = STRIDES[0] * 2**max_level
+    def _padded_size(self, h: int, w: int) -> tuple[int, int]:
+        """(h, w) padded (bottom, right) to what the deepest level's strides need."""
+        mult = STRIDES[0] * 2 ** max(self.feature_net.max_level, self.matching_net.max_level)
+        return h + (-h) % mult, w + (-w) % mult
+
+    def _pad(self, x: Tensor) -> tuple[Tensor, int, int]:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % mult, (-w) % mult
-        return (F.pad(x, (0, pw, 0, ph)) if ph or pw else x), h, w
+        hp, wp = self._padded_size(h, w)
+        return (F.pad(x, (0, wp - w, 0, hp - h)) if (hp, wp) != (h, w) else x), h, w
 
     def coarse_cost(self, left: Tensor, right: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """Scores over the ``levels`` disparities at 1/3 of the padded input: ([B, levels, Hp/3, Wp/3], (H, W)).
@@ -280,9 +284,8 @@ class StereoBase(nn.Module):
         """
         if left.shape != right.shape or left.dim() != 5:
             raise ValueError(f"left/right must both be [B, T, C, H, W], got {tuple(left.shape)} and {tuple(right.shape)}")
-        max_level = max(self.feature_net.max_level, self.matching_net.max_level)
         b = left.shape[0]
-        both, h, w = self._pad(torch.cat([left, right], 0), max_level)
+        both, h, w = self._pad(torch.cat([left, right], 0))
         feats = self.feature_net(both)  # shared weights: both cameras in one batch
         fl, fr = feats[:b], feats[b:]
         levels = self.config.levels
@@ -310,10 +313,8 @@ class StereoBase(nn.Module):
         multiply-add per level and pixel; local_softmax adds the arg max's comparisons over
         all levels and then works on its 2r + 1 levels). The confidence read-out is not counted
         (``forward`` does not compute it)."""
-        max_level = max(self.feature_net.max_level, self.matching_net.max_level)
-        mult = STRIDES[0] * 2**max_level
         b, h, w = left.shape[0], left.shape[-2], left.shape[-1]
-        hp, wp = h + (-h) % mult, w + (-w) % mult
+        hp, wp = self._padded_size(h, w)
         levels = 3 * self.config.levels
         per_level = levels if self.config.head != "local_softmax" else 2 * self.config.local_radius + 1
         readout = b * h * w * (3 * per_level + (levels if self.config.head == "local_softmax" else 0))

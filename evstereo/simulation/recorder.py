@@ -46,7 +46,7 @@ from evstereo.simulation.event_sim import EventSensor, SensorParams
 from evstereo.simulation.raycast import RayBundle, render
 from evstereo.simulation.rigs import DEFAULT_CALIBRATION  # noqa: F401 (its old home: still importable here)
 from evstereo.simulation.rigs import SENSORS, build_rig, describe_rig, draw_rig
-from evstereo.simulation.scene import MOVER_KINDS, Scene, build_scene
+from evstereo.simulation.scene import Scene, build_scene, movers_problem
 from evstereo.simulation.trajectory import Trajectory
 
 T_START_S = 1_500_000_000.0  # absolute start time, Unix-like as in MVSEC's ROS timestamps
@@ -137,13 +137,9 @@ class SynthOptions:
             raise OptionError("layout", f"must be room or outdoor, not {self.layout!r}")
         if not (isinstance(self.thin, int) and self.thin >= 0):
             raise OptionError("thin", f"must be a count >= 0, not {self.thin!r}")
-        kinds = MOVER_KINDS.get(self.layout, ((),))[0]
-        if isinstance(self.movers, (list, tuple)):
-            if not self.movers or not set(self.movers) <= set(kinds):
-                raise OptionError("movers", f"kinds must be among {', '.join(kinds)} for the {self.layout} layout, "
-                                            f"not {','.join(map(str, self.movers)) or 'none'}")
-        elif not (isinstance(self.movers, int) and self.movers >= 0):
-            raise OptionError("movers", f"must be a count >= 0 or a list of kinds, not {self.movers!r}")
+        problem = movers_problem(self.movers, self.layout)
+        if problem:
+            raise OptionError("movers", problem)
         if not 0 <= self.photo_textures <= 1:
             raise OptionError("photo_textures", f"must be a share in [0, 1], not {self.photo_textures}")
         if not 2 <= self.depth_significant_bits <= 24:

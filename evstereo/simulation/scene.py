@@ -631,6 +631,20 @@ def _add_movers(b: _Builder, region: _Region, movers: int | Sequence[str], layou
         b.mover(placed, textures)
 
 
+def movers_problem(movers: int | Sequence[str], layout: str) -> str | None:
+    """What is wrong with a ``movers`` value for ``layout`` (a count >= 0, or a non-empty list
+    of ``MOVER_KINDS[layout]``), as the end of a sentence; None if nothing."""
+    kinds = MOVER_KINDS[layout][0]
+    if isinstance(movers, bool) or isinstance(movers, str):
+        return f"must be a count or a list of {', '.join(kinds)}, not {movers!r}"
+    if isinstance(movers, numbers.Integral):
+        return None if movers >= 0 else f"must be a count >= 0, not {movers}"
+    if not movers or not set(movers) <= set(kinds):
+        return (f"kinds must be among {', '.join(kinds)} for the {layout} layout, "
+                f"not {','.join(map(str, movers)) or 'none'}")
+    return None
+
+
 def build_scene(rng: np.random.Generator, reach_lo: np.ndarray, reach_hi: np.ndarray, *,
                 clearance: float = 0.35, texture_contrast: float = 1.0, layout: str = "room",
                 thin: int = 0, movers: int | Sequence[str] = 0, photo_textures: float = 0.0) -> Scene:
@@ -652,12 +666,13 @@ def build_scene(rng: np.random.Generator, reach_lo: np.ndarray, reach_hi: np.nda
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     if not 0.0 <= photo_textures <= 1.0:
         raise ValueError(f"photo_textures is a share of the surfaces, 0..1, not {photo_textures}")
+    problem = movers_problem(movers, layout)
+    if problem:
+        raise ValueError(f"movers {problem}")
     if isinstance(movers, numbers.Integral):
         movers = int(movers)
-    elif isinstance(movers, str) or not set(movers) <= set(MOVER_KINDS[layout][0]):
-        raise ValueError(f"movers is a count or a list of {', '.join(MOVER_KINDS[layout][0])}, not {movers!r}")
-    if thin < 0 or (isinstance(movers, int) and movers < 0):
-        raise ValueError(f"thin and movers are counts, not {thin} and {movers}")
+    if thin < 0:
+        raise ValueError(f"thin is a count, not {thin}")
     reach_lo = np.asarray(reach_lo, np.float64)
     reach_hi = np.asarray(reach_hi, np.float64)
     b = _Builder(rng, texture_contrast, photo_textures)

@@ -205,12 +205,14 @@ def _advantage_z(alpha_grads: list[Tensor], k: int, config: DGSConfig) -> float 
     return mean / float(se)
 
 
-def _significant(alpha_grads: list[Tensor], k: int, config: DGSConfig) -> bool:
-    """Whether a layer may move to candidate k (see DGSConfig.min_z)."""
-    if config.min_z <= 0:
-        return True
-    z = _advantage_z(alpha_grads, k, config)
-    return z is None or z >= config.min_z
+def _decide(accumulated: Tensor, alpha_grads: list[Tensor], config: DGSConfig) -> tuple[int, float | None, int]:
+    """A layer's (proposed candidate: argmax of its accumulated softmax(alpha); its z, see
+    ``_advantage_z``; the candidate taken: the proposed one unless its z is below
+    ``config.min_z``, then the 0-delta one)."""
+    proposed = int(torch.argmax(accumulated))
+    z = _advantage_z(alpha_grads, proposed, config)
+    moves = config.min_z <= 0 or z is None or z >= config.min_z
+    return proposed, z, proposed if moves else config.deltas.index(0.0)
 
 
 def run_dgs_phase(
@@ -246,7 +248,7 @@ def run_dgs_phase(
     acc = [torch.zeros_like(a) for a in alphas]
     alpha_grads: list[list[Tensor]] = [[] for _ in alphas]  # per layer, per batch
     n_batches = 0
-    winners: list[int] = []
+    decisions: list[tuple[int, float | None, int] | None] = []
     try:
         model.train()
         with torch.enable_grad():
@@ -280,17 +282,15 @@ def run_dgs_phase(
                 if n in saved_buffers:
                     b.copy_(saved_buffers[n])
         for (name, m), s, seen in zip(layers, acc, alpha_grads):
-            k = int(torch.argmax(s)) if n_batches else None
-            if k is not None and not _significant(seen, k, config):
-                k = config.deltas.index(0.0)
-            winners.append(k)
-            m.dgs_detach(adopt=k if (config.adopt_weights and k is not None) else None)
+            decision = _decide(s, seen, config) if n_batches else None
+            decisions.append(decision)
+            m.dgs_detach(adopt=decision[2] if (config.adopt_weights and decision is not None) else None)
         model.train(was_training)
     record["batches"] = n_batches
     if n_batches == 0:
         return record
     with torch.no_grad():
-        for (name, m), s, k, seen in zip(layers, acc, winners, alpha_grads):
+        for (name, m), s, (proposed, z, k) in zip(layers, acc, decisions):
             before = float(m.surrogate_b)
             after = min(max(before + config.deltas[k], config.b_min), config.b_max)
             m.surrogate_b.fill_(after)
@@ -299,7 +299,7 @@ def run_dgs_phase(
                 "b_after": after,
                 "delta": config.deltas[k],
                 "weights": (s / s.sum()).tolist(),
-                "proposed_delta": config.deltas[int(torch.argmax(s))],  # before the significance test
-                "z": _advantage_z(seen, int(torch.argmax(s)), config),
+                "proposed_delta": config.deltas[proposed],  # before the significance test
+                "z": z,
             }
     return record
