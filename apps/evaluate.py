@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from evstereo.datasets.samples import SampleSpec
+from evstereo.events.input_spec import sample_input
 from evstereo.devices import add_device_option, resolve_device
 from evstereo.errors import InputError, run_tool
 from evstereo.fileio import atomic_path, check_writable, write_text_atomic
@@ -115,7 +116,7 @@ def _run(argv: list[str] | None) -> int:
     info = print if not (args.quiet or args.json) else (lambda *a, **k: None)
     ckpt = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
     model = load_checkpoint(ckpt)
-    spec = SampleSpec.for_input(model.input_spec)  # the network's input, the protocol's GT rules
+    spec = SampleSpec.for_input(sample_input(model))  # the network's input, the protocol's GT rules
     plan = plan_frames(evaluation_items(args.data, args.split), spec, args.max_frames)
     several = len(plan) > 1
 

@@ -105,3 +105,14 @@ def test_auto_scale_follows_the_rigs_fb_when_known():
     s["fB"] = 20.0
     out = RandomScale((1.0, 1.0), min_size=(120, 120))(s, np.random.default_rng(0))
     assert out["disparity"].shape == (128, 128)  # trained as inference will see it
+
+
+def test_a_crop_larger_than_a_small_sensor_is_fine_when_every_sample_is_rescaled(random_recording):
+    from evstereo.errors import InputError
+
+    with pytest.raises(InputError, match="is larger than this recording's 260x346 sensor"):
+        StereoDataModule(train=[str(random_recording)], crop=[300, 400])
+    dm = StereoDataModule(train=[str(random_recording)], crop=[300, 400], augment={"scale_jitter": [0.8, 1.2]})
+    s = _sample(260, 346, 5.0)
+    out = dm._transform("train")(s, np.random.default_rng(0))
+    assert out["left"].shape[-2:] == (300, 400)  # RandomScale enlarged it to hold the crop

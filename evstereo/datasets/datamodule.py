@@ -6,7 +6,8 @@ are lists of files (globs allowed); every GT frame with a full event window is u
 ``cache_dir`` the samples are prepared once (``prepare_data``) and read from the cache; a cache
 file that cannot be read (cut short by a full disk or a copy) is an InputError naming it, or
 with ``rebuild_damaged_cache`` is prepared again. A ``crop`` larger than a training
-recording's sensor is an InputError naming the recording, raised at construction.
+recording's sensor is an InputError naming the recording, raised at construction, unless
+``augment.scale_jitter`` resamples every sample to hold the crop (small sensors in a mix).
 
 The hyper-parameters (saved in every Lightning checkpoint) are plain data: paths as strings,
 so checkpoints load with ``torch.load(weights_only=True)``.
@@ -109,8 +110,8 @@ class StereoDataModule(L.LightningDataModule):
         for stage, paths in (("train", train), ("val", val), ("test", test)):
             self.items[stage] += [(p, None) for p in _expand(paths)]
         self.datasets: dict[str, Dataset] = {}
-        if self.crop is not None:
-            self._check_crop()
+        if self.crop is not None and self.augment.get("scale_jitter") is None:
+            self._check_crop()  # with scale_jitter, RandomScale enlarges a small sensor to hold the crop
 
     def _check_crop(self) -> None:
         # here rather than in the first training batch, deep inside the fit loop

@@ -64,3 +64,9 @@ class InputSpec:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def sample_input(model: object) -> InputSpec:
+    """The input one output of ``model`` is computed from: its ``context_spec`` (a stateful
+    network's context windows and its window) where it has one, else its ``input_spec``."""
+    return getattr(model, "context_spec", None) or model.input_spec

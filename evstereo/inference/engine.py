@@ -15,6 +15,11 @@ network's). GT disparities are masked with ``SampleSpec``'s ground-truth rules
 Each window runs through a ``Predictor`` (``evstereo.inference.prediction``): the frames are
 resampled by the input scale (``EngineConfig.scale``, "auto" by default; ``self.scale`` is the
 factor used), and every frame carries its disparity and confidence at the sensor's size.
+
+A stateful network (``NetConfig.stateful``) streams: its windows follow one another without
+gaps (``stride_us`` defaults to the window), its membranes carry from one to the next, and
+they are reset to rest wherever a window does not start where the last one ended (the first
+window, a seek, a skip when the model falls behind; counted in ``state_resets``).
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ def percentiles(values: list[float]) -> dict:
 class EngineStats:
     frames: int = 0
     skipped: int = 0
+    state_resets: int = 0  # a stateful network's membranes set to rest (first window, seeks, skips)
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency_ms: list[float] = field(default_factory=list)
 
@@ -91,6 +97,7 @@ class EngineStats:
         return {
             "frames_produced": self.frames,
             "frames_skipped": self.skipped,
+            "state_resets": self.state_resets,
             "stages_ms": {s: percentiles(v) for s, v in self.timings_ms.items()},
             "processing_ms": percentiles(total),
             "latency_ms": percentiles(self.latency_ms),
@@ -127,6 +134,12 @@ class StreamingEngine:
         self.config = replace(config, window_us=self.spec.window_us)
         self.clock, self.sleep = clock, sleep
         self.device = torch.device(self.config.device)
+        # a stateful network streams with its membranes carried, reset wherever the windows are not contiguous
+        self._stateful = getattr(getattr(model, "config", None), "stateful", False) and hasattr(model, "streaming")
+        self._last_end: int | None = None
+        if self._stateful:
+            model.streaming(True)
+            self._net = model
         if isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
             if not self.config.compile and self.config.fused_readout and self.device.type == "cpu" \
@@ -155,11 +168,11 @@ class StreamingEngine:
         if cfg.start_us is not None:
             first = max(first, cfg.start_us)
         last = end if cfg.end_us is None else min(end, cfg.end_us)
-        if cfg.stride_us is None and self.rec.has_gt:
+        if cfg.stride_us is None and self.rec.has_gt and not self._stateful:
             ts = self.rec.gt_timestamps()
             ends = ts[(ts >= first) & (ts <= last)]
         else:
-            stride = cfg.stride_us or cfg.window_us
+            stride = cfg.stride_us or cfg.window_us  # a stateful network: contiguous windows
             ends = np.arange(first, last + 1, stride, dtype=np.int64)
         if cfg.max_frames is not None:
             ends = ends[: cfg.max_frames]
@@ -180,6 +193,11 @@ class StreamingEngine:
         timings = {}
         t = time.perf_counter()
         t0 = t_us - self.config.window_us
+        if self._stateful:
+            if self._last_end != t0:  # a seek, a skipped window or the first one: from rest
+                self._net.reset_state()
+                self.stats.state_resets += 1
+            self._last_end = t_us
         left, right = self.rec.events("left", t0, t_us), self.rec.events("right", t0, t_us)
         timings["read"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()

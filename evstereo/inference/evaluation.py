@@ -33,16 +33,18 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from evstereo.recordings import open_recording
 from evstereo.datasets.prepared import valid_frames
 from evstereo.recordings.recording import Recording
 from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
+from evstereo.events.input_spec import sample_input
 from evstereo.datasets.splits import mvsec_split
 from evstereo.errors import InputError
 from evstereo.inference.engine import Model
-from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor
+from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor, streamed
 from evstereo.metrics import MetricAccumulator, coverage
 from evstereo.snn import EnergyMeter
 
@@ -214,6 +216,14 @@ def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float |
                 yield str(path), rec.fB, make_sample(rec, int(i), spec)
 
 
+def streamed_energy(meter: EnergyMeter, model: torch.nn.Module, left: Tensor, right: Tensor) -> dict:
+    """``meter``'s report for one frame; for a stateful network's context input, the report of
+    its last window after the earlier ones were streamed (one output's energy when streaming)."""
+    reports = []
+    streamed(model, left, right, lambda l, r: reports.append(meter.measure(l, r)))
+    return reports[0]
+
+
 def energy_summary(reports: list[dict]) -> dict:
     """Means over frames of ``EnergyMeter`` reports: ``sops``, ``macs``, ``energy_mj``,
     ``frames_measured``, and ``layers`` (each layer's or function's mean energy, its share of
@@ -244,7 +254,9 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     ``model.input_spec`` and resampled by ``scale`` ("auto" or a factor, per recording);
     ``on_frame`` sees every prediction; ``progress``: the label of a progress bar on stderr
     (None: no bar). Confident pixels: confidence >= ``min_confidence`` (see the module doc)."""
-    spec = SampleSpec.for_input(model.input_spec)
+    spec = SampleSpec.for_input(sample_input(model))
+    # a stateful network's input holds its context windows, streamed one by one: each a full output
+    per_output = spec.window_us / model.input_spec.window_us
     scores = Scores(min_confidence)
     per_recording: dict[str, tuple[Scores, Predictor]] = {}
     energies: list[dict] = []
@@ -265,11 +277,12 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
             t = time.perf_counter()
             pred, conf = predictor(left, right)
             pred, conf = pred[0].cpu().numpy(), conf[0].cpu().numpy()
-            times.append((time.perf_counter() - t) * 1e3)
+            times.append((time.perf_counter() - t) * 1e3 / per_output)
             for sc in (scores, rec_scores):
                 sc.update(pred, conf, s["disparity"], s["valid"], fB)
             if meter is not None and (energy_frames is None or k < energy_frames):
-                energies.append(meter.measure(*predictor.network_input(left, right)))
+                # a stateful network: the mean over its streamed windows, each one output's cost
+                energies.append(streamed_energy(meter, model, *predictor.network_input(left, right)))
             if on_frame is not None:
                 on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))
             bar.update()

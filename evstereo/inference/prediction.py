@@ -54,15 +54,46 @@ DEFAULT_MIN_CONFIDENCE = 0.45
 DEFAULT_EVENT_RADIUS = 5.0  # px at the network's scale
 
 
+def context_windows(model: object, left: Tensor) -> list[slice]:
+    """The time slices of ``left`` [B, T, C, H, W] that a stateful network streams one by one
+    (one window of ``model.time_steps`` steps each, the last one the output's); one slice of all
+    steps for any other model or an input of one window."""
+    steps = getattr(model, "time_steps", None)
+    stateful = getattr(getattr(model, "config", None), "stateful", False)
+    if not stateful or steps is None or left.shape[1] <= steps:
+        return [slice(None)]
+    return [slice(t, t + steps) for t in range(0, left.shape[1], steps)]
+
+
+def streamed(model: nn.Module, left: Tensor, right: Tensor, last: Callable[[Tensor, Tensor], object]):
+    """``last`` on the final window of a context input, after the earlier windows went through
+    ``model`` with the membranes carried (``context_windows``): what live streaming computes,
+    each window costing one full output. Other models and inputs: ``last(left, right)``."""
+    windows = context_windows(model, left)
+    if len(windows) == 1:
+        return last(left, right)
+    model.streaming(True)
+    try:
+        for w in windows[:-1]:
+            model(left[:, w], right[:, w])
+        return last(left[:, windows[-1]], right[:, windows[-1]])
+    finally:
+        model.streaming(False)
+
+
 class WithConfidence(nn.Module):
     """forward(left, right) -> (disparity, confidence) of any model: its own
-    ``disparity_with_confidence``, or its forward with a confidence of 1 everywhere."""
+    ``disparity_with_confidence``, or its forward with a confidence of 1 everywhere. A
+    stateful network's context input is streamed window by window (``streamed``)."""
 
     def __init__(self, model: Callable[[Tensor, Tensor], Tensor]) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        return streamed(self.model, left, right, self._last)
+
+    def _last(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
         own = getattr(self.model, "disparity_with_confidence", None)
         if own is not None:
             return own(left, right)

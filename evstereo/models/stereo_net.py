@@ -9,6 +9,14 @@ confidence in [0, 1] (``heads.confidence``); ``forward`` stays disparity only (t
 ``NetConfig.nominal_size`` is the sensor size [h, w] the network is trained around (None: the
 DAVIS346's, which inference reads from ``evstereo.datasets.scaling.NOMINAL_HW``).
 
+Time. An input holds ``time_steps`` steps per window; the neurons' membranes decay between
+steps with the learnable time constants of their type. A ``stateful`` network is trained and
+evaluated on ``context_windows`` consecutive windows at once (one input of K x T steps, the
+read-out on the last window: back-propagation through time over K windows) and streams with
+its membranes carried from window to window (``streaming``; the live engine resets them on a
+seek or a gap): both give the same output, since a LIF call continues exactly where the last
+one ended (``evstereo.snn.lif_kernels``).
+
 Hybrid by config: every neuron is spiking unless ``modes`` (fnmatch patterns of module
 names -> "spiking" | "analog" | "readout") says otherwise; the default keeps the stems'
 first convolutions analog, as in the reference code. Neurons have three types with their own
@@ -34,7 +42,7 @@ from evstereo.models.heads import HEADS, confidence
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
 from evstereo.snn.conv import Conv3d
-from evstereo.snn.layers import set_modes
+from evstereo.snn.layers import reset_states, set_modes, set_stateful
 from evstereo.snn.time_constants import TimeConstants
 
 
@@ -54,17 +62,22 @@ class NetConfig:
     window_us: int = DEFAULT_WINDOW_US
     modes: dict = field(default_factory=lambda: {"feature_net.stem0": "analog", "feature_net.stem1": "analog"})
     nominal_size: list | None = None  # [h, w] the sensor size trained around (None: DAVIS346, 260x346)
+    stateful: bool = False  # membranes carried from window to window when streaming (module doc)
+    context_windows: int = 1  # windows of context before each output in training and evaluation
 
     def __post_init__(self) -> None:
         for name in ("max_disparity", "in_channels", "time_steps", "feature_filters", "matching_filters",
-                     "local_radius", "window_us"):
+                     "local_radius", "window_us", "context_windows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not self.threshold > 0:
             raise ValueError(f"threshold must be a positive number, not {self.threshold!r}")
-        if not isinstance(self.learn_time_constants, bool):
-            raise ValueError(f"learn_time_constants must be true or false, not {self.learn_time_constants!r}")
+        for name in ("learn_time_constants", "stateful"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.context_windows > 1 and not self.stateful:
+            raise ValueError("context_windows > 1 needs stateful: true (a stateless network sees one window)")
         if not isinstance(self.representation, str):
             raise ValueError(f"representation must be a name, not {self.representation!r}")
         for name in ("decay", "modes"):
@@ -85,6 +98,14 @@ class NetConfig:
     def input_spec(self) -> InputSpec:
         """The input this network is built for (representation, bins, time steps, window)."""
         return InputSpec.for_network(self.representation, self.in_channels, self.time_steps, self.window_us)
+
+    @property
+    def context_spec(self) -> InputSpec:
+        """What one output is computed from in training and evaluation: ``context_windows``
+        consecutive windows as one input of ``context_windows * time_steps`` steps (the same as
+        streaming them with the state carried, from rest ``context_windows`` windows back)."""
+        k = self.context_windows
+        return InputSpec.for_network(self.representation, self.in_channels, self.time_steps * k, self.window_us * k)
 
     @property
     def levels(self) -> int:
@@ -156,6 +177,7 @@ class MatchingStem(nn.Module):
     def __init__(self, cfg: NetConfig, c_in: int, neurons: Neurons):
         super().__init__()
         c = self.stem_channels = NUM_NODES * cfg.matching_filters
+        self.read_steps = cfg.time_steps  # an input of several windows is read out on its last
         self.stem0 = neurons.conv(c_in, c, 3, 1, 3)
         self.stem1 = neurons.conv(c, c, 3, 1, 3)
 
@@ -164,7 +186,9 @@ class MatchingStem(nn.Module):
         return Conv3d(channels, 1, 3, 1, 1)
 
     def read(self, y: Tensor) -> Tensor:
-        """[B, T, C, D, H, W] -> cost [B, D, H, W]: the read-out averaged over T."""
+        """[B, T, C, D, H, W] -> cost [B, D, H, W]: the read-out averaged over the last window's
+        steps (all T for an input of one window; earlier windows are context)."""
+        y = y[:, -self.read_steps:]
         return self.readout(y.flatten(0, 1)).unflatten(0, y.shape[:2]).mean(1)[:, 0]
 
 
@@ -260,6 +284,19 @@ class StereoBase(nn.Module):
     @property
     def input_spec(self) -> InputSpec:
         return self.config.input_spec
+
+    @property
+    def context_spec(self) -> InputSpec:
+        return self.config.context_spec
+
+    def streaming(self, on: bool = True) -> None:
+        """Carry the membranes from call to call (each call the next window of one stream), from
+        rest; off: every call starts from rest. For networks trained ``stateful``."""
+        set_stateful(self, on)
+
+    def reset_state(self) -> None:
+        """Forget the carried membranes (a seek, a gap in the windows, a new recording)."""
+        reset_states(self)
 
     @property
     def nominal_size(self) -> tuple[int, int] | None:

@@ -196,6 +196,23 @@ def set_modes(model: nn.Module, modes: Mapping[str, str] | str) -> dict[str, str
     return get_modes(model)
 
 
+def set_stateful(model: nn.Module, on: bool = True) -> int:
+    """Make every :class:`LIF` in ``model`` carry its membrane across calls (``on``) or not,
+    starting from rest either way; returns the number of neurons."""
+    neurons = [m for m in model.modules() if isinstance(m, LIF)]
+    for lif in neurons:
+        lif.stateful = bool(on)
+        lif.reset_state()
+    return len(neurons)
+
+
+def reset_states(model: nn.Module) -> None:
+    """Forget every carried membrane in ``model`` (a seek, a gap, a new recording)."""
+    for m in model.modules():
+        if isinstance(m, LIF):
+            m.reset_state()
+
+
 def get_modes(model: nn.Module) -> dict[str, str]:
     """``{neuron module name: mode}`` for every :class:`LIF` in ``model``."""
     return {n: m.mode for n, m in model.named_modules() if isinstance(m, LIF)}

@@ -8,6 +8,12 @@ works), with the membrane starting at 0 for every sample of every call:
     soft reset            u[t] = decay * (u[t-1] - V_th * s[t-1]) + I[t]
     s[t] = H(u[t] - V_th)          (strict: a spike needs u > V_th)
 
+A call may continue an earlier one (stateful streaming): ``initial`` is the post-reset
+membrane ``r`` that call ended with (``return_state=True``), so ``u[0] = decay * r + I[0]``
+and two calls over consecutive steps give exactly the spikes of one call over all of them.
+The carried state is a constant (no gradient flows into the earlier call: a truncation of
+back-propagation through time at the call boundary; the decay still gets its gradient).
+
 IF is ``decay = 1``. The reset path is differentiated too (as in the reference code's
 ``mem * decay * (1 - spike)``); ``detach_reset=True`` cuts it as snntorch does.
 
@@ -172,15 +178,17 @@ class _LIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current: Tensor, decay: Tensor, threshold: Tensor, b: Tensor,
-                hard: bool, kind: str, detach_reset: bool) -> Tensor:
+                hard: bool, kind: str, detach_reset: bool) -> tuple[Tensor, Tensor]:
         u, spikes = _run("fwd", (hard,), _lif_forward_kernel, current.numel(), current, decay, threshold, hard)
         ctx.save_for_backward(u, decay, threshold, b)
         ctx.hard, ctx.kind, ctx.detach_reset = hard, kind, detach_reset
-        return spikes
+        last = u[:, -1]
+        ctx.mark_non_differentiable(last)  # the membrane a next call continues from: a constant
+        return spikes, last
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_s: Tensor):
+    def backward(ctx, grad_s: Tensor, _grad_last: Tensor | None = None):
         u, decay, threshold, b = ctx.saved_tensors
         need_gd = ctx.needs_input_grad[1]
         key = (ctx.hard, ctx.kind, ctx.detach_reset, need_gd)
@@ -208,6 +216,20 @@ def _decay_column(decay: Tensor | float, current: Tensor) -> Tensor:
     return d.reshape(-1, 1)
 
 
+def _post_reset(u: Tensor, threshold: Tensor, hard: bool) -> Tensor:
+    """The membrane a neuron carries into the next step: ``u (1 - s)`` (hard) or ``u - V_th s`` (soft)."""
+    fired = u > threshold
+    return torch.where(fired, torch.zeros_like(u), u) if hard else torch.where(fired, u - threshold, u)
+
+
+def _continue(c4: Tensor, decay: Tensor, initial: Tensor | None) -> Tensor:
+    """Currents [B, T, C, M] whose first step also holds the carried membrane ``decay * initial``."""
+    if initial is None:
+        return c4
+    carried = decay * initial.detach().reshape(c4[:, 0].shape).to(c4.dtype)
+    return torch.cat([c4[:, :1] + carried[:, None], c4[:, 1:]], 1)
+
+
 def lif_multistep(
     current: Tensor,
     decay: Tensor | float = 0.2,
@@ -217,11 +239,15 @@ def lif_multistep(
     surrogate: str = "dspike",
     b: Tensor | float = 3.0,
     detach_reset: bool = False,
-) -> Tensor:
+    initial: Tensor | None = None,
+    return_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Spikes ``[B, T, C, ...]`` of LIF neurons driven by ``current`` (same shape, T >= 1).
 
     ``decay`` is a float, a 0-d tensor or one value per channel (``[C]``); tensors that require
-    grad receive gradients. ``threshold`` and ``b`` are not learned.
+    grad receive gradients. ``threshold`` and ``b`` are not learned. ``initial`` (shape of one
+    step, ``[B, C, ...]``): the state an earlier call returned, to continue it (module doc);
+    ``return_state``: also return the state this call ends with (detached).
     """
     if current.dim() < 3:
         raise ValueError(f"LIF input must be [B, T, C, ...], got shape {tuple(current.shape)}")
@@ -231,20 +257,28 @@ def lif_multistep(
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {SURROGATES}")
     shape = current.shape
     c4 = current.reshape(shape[0], shape[1], shape[2], -1)
+    d = _decay_column(decay, current)
+    c4 = _continue(c4, d, initial)
     if not c4.is_contiguous():
         c4 = c4.contiguous()
-    spikes = _LIFFunction.apply(c4, _decay_column(decay, current), _as_scalar_tensor(threshold, current),
-                                _as_scalar_tensor(b, current), reset == "hard", surrogate, detach_reset)
-    return spikes.reshape(shape)
+    th = _as_scalar_tensor(threshold, current)
+    spikes, last = _LIFFunction.apply(c4, d, th, _as_scalar_tensor(b, current), reset == "hard", surrogate,
+                                      detach_reset)
+    spikes = spikes.reshape(shape)
+    if not return_state:
+        return spikes
+    return spikes, _post_reset(last, th, reset == "hard").reshape(shape[:1] + shape[2:])
 
 
-def membrane_readout(current: Tensor, decay: Tensor | float = 0.2) -> Tensor:
-    """Non-firing leaky integration ``u[t] = decay * u[t-1] + I[t]``; returns ``u`` for all steps."""
+def membrane_readout(current: Tensor, decay: Tensor | float = 0.2, initial: Tensor | None = None,
+                     return_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Non-firing leaky integration ``u[t] = decay * u[t-1] + I[t]``; returns ``u`` for all steps
+    (and, with ``return_state``, the last one, detached: the ``initial`` of a next call)."""
     d = _decay_column(decay, current).reshape((1, -1) + (1,) * (current.dim() - 3))
-    u = current[:, 0]
+    u = current[:, 0] if initial is None else current[:, 0] + d * initial.detach()
     out = [u]
     for t in range(1, current.shape[1]):
         u = d * u + current[:, t]
         out.append(u)
-    return torch.stack(out, 1)
-
+    us = torch.stack(out, 1)
+    return (us, us[:, -1].detach()) if return_state else us

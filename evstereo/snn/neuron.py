@@ -5,6 +5,9 @@ The dynamics and the kernels that run them (compiled or eager) are
 :mod:`evstereo.snn.time_constants`. A :class:`LIF` holds its threshold, reset, surrogate and
 surrogate temperature ``b`` (a buffer that DGS changes), and either a fixed decay or a
 reference to the model's :class:`~evstereo.snn.time_constants.TimeConstants` registry.
+A ``stateful`` neuron carries its membrane from one call to the next (streaming: each call is
+the next window of the same stream); :meth:`LIF.reset_state` forgets it, and a call whose
+batch or size differs from the last one starts from rest.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class LIF(nn.Module):
         if time_constants is not None and neuron_type not in time_constants.w:
             time_constants.add(neuron_type)
         self.register_buffer("b", torch.tensor(float(b)))
+        self.stateful = False
+        self._state: Tensor | None = None  # post-reset membrane after the last call (stateful only)
 
     @property
     def mode(self) -> str:
@@ -96,10 +101,25 @@ class LIF(nn.Module):
         the surrogate temperature for this call (DGS candidates use it)."""
         if self._mode == "analog":
             return torch.relu(current)
+        if not self.stateful:
+            if self._mode == "readout":
+                return membrane_readout(current, self.decay())
+            return lif_multistep(current, self.decay(), self.threshold, reset=self.reset, surrogate=self.surrogate,
+                                 b=self.b if b is None else b, detach_reset=self.detach_reset)
+        state = self._state
+        if state is None or state.shape != current[:, 0].shape or state.device != current.device:
+            state = None  # a new stream, or another size (a new input scale): start from rest
         if self._mode == "readout":
-            return membrane_readout(current, self.decay())
-        return lif_multistep(current, self.decay(), self.threshold, reset=self.reset, surrogate=self.surrogate,
-                             b=self.b if b is None else b, detach_reset=self.detach_reset)
+            out, self._state = membrane_readout(current, self.decay(), initial=state, return_state=True)
+        else:
+            out, self._state = lif_multistep(current, self.decay(), self.threshold, reset=self.reset,
+                                             surrogate=self.surrogate, b=self.b if b is None else b,
+                                             detach_reset=self.detach_reset, initial=state, return_state=True)
+        return out
+
+    def reset_state(self) -> None:
+        """Forget the carried membrane: the next call starts from rest."""
+        self._state = None
 
     def extra_repr(self) -> str:
         d = f"type={self.neuron_type}" if self.neuron_type else f"decay={self.fixed_decay}"

@@ -99,6 +99,14 @@ class _MetricsMixin:
             self.log("val/macs_g", float(self._energy["macs"]) / 1e9, sync_dist=True)
 
 
+# the NetConfig keys that change how a network runs in time, not its weights
+TEMPORAL_KEYS = ("stateful", "context_windows", "window_us")
+
+
+def _weights_config(config: NetConfig) -> dict:
+    return {k: v for k, v in config.as_dict().items() if k not in TEMPORAL_KEYS}
+
+
 class StereoTrainModule(_MetricsMixin, L.LightningModule):
     """Train a derived network (DGS and learnable time constants come with the network)."""
 
@@ -126,11 +134,12 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
 
     def _start_from(self, path: str) -> None:
         """Fine-tuning: the weights of an evstereo checkpoint (read as data) whose network is
-        this one (same config and genotype); a resumed run then replaces them with its own."""
+        this one (same config and genotype, except how it runs in time: ``TEMPORAL_KEYS``, so
+        a stateless network may start a streaming one); a resumed run then replaces them."""
         from evstereo.models import load_checkpoint
 
         other = load_checkpoint(path)
-        if other.config.as_dict() != self.model.config.as_dict() or \
+        if _weights_config(other.config) != _weights_config(self.model.config) or \
                 other.genotype.to_data() != self.model.genotype.to_data():
             raise ValueError(f"init {path}: its network (config and genotype) differs from the model section's")
         self.model.load_state_dict(other.state_dict())

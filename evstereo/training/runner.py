@@ -37,7 +37,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.errors import InputError
-from evstereo.events.input_spec import InputSpec
+from evstereo.events.input_spec import InputSpec, sample_input
 from evstereo.resources import find_config
 from evstereo.fileio import read_yaml
 from evstereo.models import NetConfig, model_parts, read_config
@@ -293,7 +293,7 @@ def fit(cfg: dict, module: L.LightningModule, resume: bool, search: bool = False
         dm = datamodule
         if dm is None:
             with config_section(cfg, "data"):
-                dm = build_datamodule(cfg, module.model.input_spec, search=search, quiet=quiet,
+                dm = build_datamodule(cfg, sample_input(module.model), search=search, quiet=quiet,
                                       rebuild_damaged=not resume)
         with config_section(cfg, "dgs"):
             callbacks = dgs_callbacks(cfg)
