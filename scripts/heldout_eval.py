@@ -1,6 +1,6 @@
 """Score a checkpoint beside SGBM on the held-out checks of the README (issue 12's tables).
 
-    python scripts/heldout_eval.py [--checkpoint CKPT] [--out data/heldout] [--only real|synth]
+    python scripts/heldout_eval.py [--checkpoint CKPT] [--out data/heldout] [--only real|synth] [--build-only]
 
 Builds, when missing, (1) real-event pairs with known disparity from the real files in
 ../shared/data (data_tools.real_pair: the DVS128 pendulum's left and right cameras, the
@@ -96,12 +96,15 @@ def main() -> int:
     ap.add_argument("--out", default="data/heldout", help="folder of the held-out recordings (default data/heldout)")
     ap.add_argument("--results", help="folder of the results (default OUT/results)")
     ap.add_argument("--only", choices=("real", "synth"))
+    ap.add_argument("--build-only", action="store_true", help="make the recordings, evaluate nothing")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = Path(args.results or out / "results")
     results.mkdir(parents=True, exist_ok=True)
     recs = (build_real(out) if args.only != "synth" else []) + (build_synth(out) if args.only != "real" else [])
+    if args.build_only:
+        return 0
     print("| held-out recording | frames | network: mean error, 1-px accuracy | SGBM: mean error, 1-px accuracy |")
     print("|---|---|---|---|")
     for data in recs:

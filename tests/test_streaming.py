@@ -133,7 +133,7 @@ def test_the_engine_streams_contiguous_windows_and_resets_on_a_seek(random_recor
     with open_recording(random_recording) as rec:
         model = _StatefulActivity()
         eng = StreamingEngine(rec, model, EngineConfig(max_speed=True, max_frames=12, event_radius=0))
-        assert model.streaming_on
+        assert model.streaming_on and eng.stateful and eng.schedule_kind == "regular grid"
         ends = eng.schedule
         assert (np.diff(ends) == 10_000).all()  # one window after another, not the GT's 20 Hz
         frames = list(eng.frames())

@@ -157,6 +157,17 @@ class StreamingEngine:
         return self.predictor.scale  # "auto" may lower it on the first frames (Predictor)
 
     @property
+    def stateful(self) -> bool:
+        """Whether the model streams with its membranes carried (contiguous windows)."""
+        return bool(self._stateful)
+
+    @property
+    def schedule_kind(self) -> str:
+        """"gt timestamps" or "regular grid": where the windows end (see ``_schedule``)."""
+        on_gt = self.config.stride_us is None and self.rec.has_gt and not self._stateful
+        return "gt timestamps" if on_gt else "regular grid"
+
+    @property
     def network_size(self) -> tuple[int, int]:
         return self.predictor.network_size
 
@@ -168,7 +179,7 @@ class StreamingEngine:
         if cfg.start_us is not None:
             first = max(first, cfg.start_us)
         last = end if cfg.end_us is None else min(end, cfg.end_us)
-        if cfg.stride_us is None and self.rec.has_gt and not self._stateful:
+        if self.schedule_kind == "gt timestamps":
             ts = self.rec.gt_timestamps()
             ends = ts[(ts >= first) & (ts <= last)]
         else:
