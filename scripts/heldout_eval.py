@@ -1,6 +1,7 @@
 """Score a checkpoint beside SGBM on the held-out checks of the README (issue 12's tables).
 
     python scripts/heldout_eval.py [--checkpoint CKPT] [--out data/heldout] [--only real|synth] [--build-only]
+                                  [--checks A,B] [--max-frames N]
 
 Builds, when missing, (1) real-event pairs with known disparity from the real files in
 ../shared/data (data_tools.real_pair: the DVS128 pendulum's left and right cameras, the
@@ -73,11 +74,12 @@ def build_synth(out: Path) -> list[Path]:
     return made
 
 
-def evaluate(data: Path, checkpoint: str | None, results: Path) -> dict:
+def evaluate(data: Path, checkpoint: str | None, results: Path, max_frames: int | None = None) -> dict:
     out = results / data.stem.removesuffix("_data") / "results.json"  # its example pictures beside it
     if not out.exists():
         cmd = [PY, "-m", "apps.evaluate", "--data", str(data), "--out", str(out), "--baseline", "sgbm", "-q"]
-        run(cmd + (["--checkpoint", checkpoint] if checkpoint else []))
+        cmd += ["--checkpoint", checkpoint] if checkpoint else []
+        run(cmd + (["--max-frames", str(max_frames)] if max_frames else []))
     return json.loads(out.read_text())
 
 
@@ -97,6 +99,8 @@ def main() -> int:
     ap.add_argument("--results", help="folder of the results (default OUT/results)")
     ap.add_argument("--only", choices=("real", "synth"))
     ap.add_argument("--build-only", action="store_true", help="make the recordings, evaluate nothing")
+    ap.add_argument("--checks", help="comma-separated names of the checks to run (default: all)")
+    ap.add_argument("--max-frames", type=int, help="score at most N frames per check (default: all)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,10 +109,13 @@ def main() -> int:
     recs = (build_real(out) if args.only != "synth" else []) + (build_synth(out) if args.only != "real" else [])
     if args.build_only:
         return 0
+    if args.checks:
+        wanted = set(args.checks.split(","))
+        recs = [r for r in recs if r.stem.removesuffix("_data") in wanted]
     print("| held-out recording | frames | network: mean error, 1-px accuracy | SGBM: mean error, 1-px accuracy |")
     print("|---|---|---|---|")
     for data in recs:
-        r = evaluate(data, args.checkpoint, results)
+        r = evaluate(data, args.checkpoint, results, args.max_frames)
         print(f"| {data.stem.removesuffix('_data')} | {r['frames']} | {_cell(r)} | {_cell(r['baselines']['sgbm'])} |",
               flush=True)
     return 0
