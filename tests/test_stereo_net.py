@@ -121,28 +121,30 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
         build_stereo_net({"filterz": 3})
 
 
-@pytest.mark.parametrize("time_steps", [1, 5])
-def test_time_constants_get_a_gradient_only_over_several_time_steps(time_steps):
+@pytest.mark.parametrize("time_steps, windows", [(1, 1), (5, 1), (1, 3)])
+def test_time_constants_get_a_gradient_only_over_several_time_steps(time_steps, windows):
     """The audit's finding, kept as a measurement: with T = 1 and the membrane at 0 at the start
     of every window the decay never enters the dynamics (a zero gradient); with the SBT window
-    split into 5 steps (bins 5 = 5 steps x 1 channel) every neuron type's decay gets one."""
+    split into 5 steps (bins 5 = 5 steps x 1 channel), or with one step per window but the
+    membranes carried over 3 context windows (stateful), every neuron type's decay gets one."""
     import yaml
 
     from conftest import ROOT
     from evstereo.models import build_stereo_net
 
     cfg = yaml.safe_load((ROOT / "configs" / "model" / "tiny.yaml").read_text())
-    cfg.update(in_channels=5 // time_steps, time_steps=time_steps)
+    cfg.update(in_channels=5 // time_steps, time_steps=time_steps, stateful=windows > 1, context_windows=windows)
     torch.manual_seed(0)
     net = build_stereo_net(cfg).train()
     assert net.input_spec.bins == 5 and net.time_steps == time_steps
-    left = (torch.rand(2, time_steps, 5 // time_steps, 48, 72) < 0.2).float()
+    steps = time_steps * windows
+    left = (torch.rand(2, steps, 5 // time_steps, 48, 72) < 0.2).float()
     right = torch.roll(left, shifts=-4, dims=-1)
     net(left, right).mean().backward()
     grads = {name: p.grad for name, p in net.time_constants.named_parameters()}
     assert grads, "the network has learnable time constants"
     magnitude = {name: 0.0 if g is None else float(g.abs().sum()) for name, g in grads.items()}
-    if time_steps == 1:
+    if steps == 1:
         assert all(m == 0.0 for m in magnitude.values()), magnitude
     else:
         assert all(m > 0.0 for m in magnitude.values()), magnitude
@@ -157,4 +159,4 @@ def test_time_constants_get_a_gradient_only_over_several_time_steps(time_steps):
         opt.step()
     moved = {k: abs(float(torch.as_tensor(v).sub(torch.as_tensor(before[k])).abs().max()))
              for k, v in learned_time_constants(net).items()}
-    assert all((m > 1e-3) if time_steps > 1 else (m == 0.0) for m in moved.values()), moved
+    assert all((m > 1e-3) if steps > 1 else (m == 0.0) for m in moved.values()), moved
