@@ -362,8 +362,10 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
 def test_opencv_and_open3d_windows_under_xvfb(random_recording, tmp_path, xvfb):
     lay = view_layout(H, W, with_gt=True)
     env = dict(os.environ, DISPLAY=xvfb)
+    # speed 0.1: the 1.2 s recording plays for 12 s, time enough for both windows on a slow machine
+    # (at 0.25 it once ended without a screenshot showing both, in a full run); a found screenshot ends it early
     proc = subprocess.Popen([sys.executable, "-m", "apps.live_depth", str(random_recording), "--cloud",
-                             "--speed", "0.25", "--out", str(tmp_path / "snaps")],
+                             "--speed", "0.1", "--out", str(tmp_path / "snaps")],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     shot = None
     try:
