@@ -36,7 +36,7 @@ from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import InputSpec
 from evstereo.geometry import disparity_to_depth
-from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, Predictor
+from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, Predictor, is_stateful
 from evstereo.inference.readout import FusedReadoutNet
 
 STAGES = ("read", "represent", "model", "post")
@@ -135,7 +135,7 @@ class StreamingEngine:
         self.clock, self.sleep = clock, sleep
         self.device = torch.device(self.config.device)
         # a stateful network streams with its membranes carried, reset wherever the windows are not contiguous
-        self._stateful = getattr(getattr(model, "config", None), "stateful", False) and hasattr(model, "streaming")
+        self._stateful = is_stateful(model)
         self._last_end: int | None = None
         if self._stateful:
             model.streaming(True)
@@ -159,7 +159,7 @@ class StreamingEngine:
     @property
     def stateful(self) -> bool:
         """Whether the model streams with its membranes carried (contiguous windows)."""
-        return bool(self._stateful)
+        return self._stateful
 
     @property
     def schedule_kind(self) -> str:

@@ -281,7 +281,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
             for sc in (scores, rec_scores):
                 sc.update(pred, conf, s["disparity"], s["valid"], fB)
             if meter is not None and (energy_frames is None or k < energy_frames):
-                # a stateful network: the mean over its streamed windows, each one output's cost
+                # a stateful network: its last window's, after the earlier ones were streamed
                 energies.append(streamed_energy(meter, model, *predictor.network_input(left, right)))
             if on_frame is not None:
                 on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))

@@ -54,13 +54,17 @@ DEFAULT_MIN_CONFIDENCE = 0.45
 DEFAULT_EVENT_RADIUS = 5.0  # px at the network's scale
 
 
+def is_stateful(model: object) -> bool:
+    """Whether ``model`` is a network trained to stream with its membranes carried."""
+    return bool(getattr(getattr(model, "config", None), "stateful", False)) and hasattr(model, "streaming")
+
+
 def context_windows(model: object, left: Tensor) -> list[slice]:
     """The time slices of ``left`` [B, T, C, H, W] that a stateful network streams one by one
     (one window of ``model.time_steps`` steps each, the last one the output's); one slice of all
     steps for any other model or an input of one window."""
     steps = getattr(model, "time_steps", None)
-    stateful = getattr(getattr(model, "config", None), "stateful", False)
-    if not stateful or steps is None or left.shape[1] <= steps:
+    if not is_stateful(model) or steps is None or left.shape[1] <= steps:
         return [slice(None)]
     return [slice(t, t + steps) for t in range(0, left.shape[1], steps)]
 
