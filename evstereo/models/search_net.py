@@ -3,21 +3,24 @@
 Built by the same :class:`~evstereo.models.stereo_net.StereoBase` as the derived
 :class:`~evstereo.models.stereo_net.StereoNet` (same config, neurons, stems, cost volume,
 padding and heads); only the cells differ. ``arch_parameters()`` are the alphas and betas
-(architecture), ``weight_parameters()`` the rest; ``expected_cost`` is the differentiable cost
-constraint and ``genotype()`` decodes the current architecture (docs/method.md §3).
+(architecture), ``weight_parameters()`` the rest; ``energy_probe`` gives the differentiable
+expected energy of the decoded network (the cost constraint) and ``genotype()`` decodes the current architecture (docs/method.md §3).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Callable, Iterator
 
 from torch import Tensor, nn
 
 from evstereo.models.stereo_net import FeatureStem, MatchingStem, NetConfig, StereoBase, level_sizes
 from evstereo.search.cells import Neurons
-from evstereo.search.decode import decode_cell, viterbi_path
+from evstereo.search.energy_cost import EnergyProbe
 from evstereo.search.genotypes import NUM_LEVELS, Genotype
 from evstereo.search.trellis import Trellis
+from evstereo.snn.energy import EnergyMeter
 
 
 class SearchFeatureNet(FeatureStem):
@@ -27,6 +30,7 @@ class SearchFeatureNet(FeatureStem):
         super().__init__(cfg, neurons_stem)
         c = self.stem_channels
         self.trellis = Trellis(layers, 2, cfg.feature_filters, c, c, neurons, out_level=0)
+        self.trellis.decode_end = 0  # the features are read at level 0
         self.out_channels = self.trellis.out_channels
         self.max_level = NUM_LEVELS - 1
 
@@ -44,12 +48,27 @@ class SearchMatchingNet(MatchingStem):
         self.trellis = Trellis(layers, 3, cfg.matching_filters, c, c, neurons, out_level=0)
         self.readout = self._readout(self.trellis.out_channels)
         self.max_level = NUM_LEVELS - 1
+        self.levels = cfg.levels
 
     def forward(self, volume: Tensor) -> Tensor:
         """[B, T, 2C, D, H, W] -> cost [B, D, H, W]."""
+        probe = self.trellis.probe
+        if probe is None:
+            s_pp = self.stem0(volume)
+            return self.read(self.trellis(s_pp, self.stem1(s_pp), level_sizes(tuple(volume.shape[-3:]))))
+        # the supernet pads the disparities for its coarsest level, a decoded network for the
+        # coarsest level of its own path: the volume's layers are charged for the decoded depth
+        top = 2 ** max(self.trellis.decode()[1])
+        probe.scale = math.ceil(self.levels / top) * top / volume.shape[3]
         s_pp = self.stem0(volume)
+        probe.conv_after_trellis(self.stem0.synapse[0], volume, s_pp)  # the features are a mixture
         s_p = self.stem1(s_pp)
-        return self.read(self.trellis(s_pp, s_p, level_sizes(tuple(s_p.shape[-3:]))))
+        probe.conv(self.stem1.synapse[0], s_pp, s_p, 1.0)
+        y = self.trellis(s_pp, s_p, level_sizes(tuple(s_p.shape[-3:])))
+        last = y[:, -self.read_steps:].flatten(0, 1)
+        probe.conv_after_trellis(self.readout, last, last[:, :1])
+        probe.scale = 1.0
+        return self.read(y)
 
 
 class SearchStereoNet(StereoBase):
@@ -67,18 +86,24 @@ class SearchStereoNet(StereoBase):
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
-    def expected_cost(self, height: int, width: int) -> Tensor:
-        """Expected giga synaptic ops of the cells at this input size (the cost constraint)."""
-        base2 = (math.ceil(height / 24) * 8, math.ceil(width / 24) * 8)
-        base3 = (math.ceil(self.config.levels / 8) * 8,) + base2
-        return self.feature_net.trellis.expected_cost(level_sizes(base2)) + self.matching_net.trellis.expected_cost(level_sizes(base3))
+    @contextlib.contextmanager
+    def energy_probe(self, left: Tensor, right: Tensor) -> Iterator[Callable[[], Tensor]]:
+        """For forwards on ``left``/``right`` inside the block: a function giving the decoded
+        network's expected energy in mJ per frame at this input size, differentiable in the
+        architecture weights (:mod:`evstereo.search.energy_cost`; trellises by the probe, the
+        fixed parts by the energy meter)."""
+        frames = int(left.shape[0])
+        probe = EnergyProbe(frames)
+        trellises = (self.feature_net.trellis, self.matching_net.trellis)
+        for t in trellises:
+            t.probe = probe
+        try:
+            with EnergyMeter(self).recording(exclude=("*.trellis.*", "matching_net.stem*", "matching_net.readout")) as rec:
+                yield lambda: probe.energy_mj() + rec.report(frames, self.functional_macs(left, right))["energy_mj"]
+        finally:
+            for t in trellises:
+                t.probe = None
 
     def genotype(self) -> Genotype:
         """The architecture the current alphas and betas decode to."""
-        f, m = self.feature_net.trellis, self.matching_net.trellis
-        return Genotype(
-            decode_cell(f.alphas.detach().cpu().numpy(), f.primitives),
-            viterbi_path(f.betas.detach().cpu().numpy(), end_level=0),
-            decode_cell(m.alphas.detach().cpu().numpy(), m.primitives),
-            viterbi_path(m.betas.detach().cpu().numpy()),
-        )
+        return Genotype(*self.feature_net.trellis.decode(), *self.matching_net.trellis.decode())

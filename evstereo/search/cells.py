@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from evstereo.search.decode import edge_index
+from evstereo.search.energy_cost import EnergyProbe
 from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, CellGenotype
 from evstereo.snn.conv import Conv2d, Conv3d
 from evstereo.snn.layers import SpikingConv, SpikingLayer
@@ -99,10 +100,21 @@ class Resample(nn.Module):
             layers.append(neurons.conv(c_in, c_out, 1, 1, dim))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, size: tuple[int, ...]) -> Tensor:
+    def forward(self, x: Tensor, size: tuple[int, ...], probe: EnergyProbe | None = None, weight: Tensor | float = 1.0,
+                spikes: Tensor | None = None) -> Tensor:
+        """With a ``probe``, each convolution is charged ``weight`` (``spikes``: the input's
+        expected non-zero count when it is a mixture of cells, see :mod:`~evstereo.search.energy_cost`)."""
         if self.up:
-            x = unfold(upsample_nearest(fold(x), size), x)
-        return self.layers(x)
+            y = unfold(upsample_nearest(fold(x), size), x)
+            spikes = None if spikes is None else spikes * (y.numel() / x.numel())
+            x = y
+        if probe is None:
+            return self.layers(x)
+        for layer in self.layers:
+            y = layer(x)
+            probe.conv(layer.synapse[0], x, y, weight, spikes)
+            x, spikes = y, None
+        return x
 
 
 class NodeSynapse(nn.Module):
@@ -164,13 +176,20 @@ class MixedNode(nn.Module):
         self.neuron = neurons.lif()
         self._b = torch.tensor([OP_B.get(p, 0.0) for p in primitives])
 
-    def forward(self, inputs: list[Tensor], weights: Tensor) -> Tensor:
-        """``weights``: [n_inputs, n_ops] softmax weights of this node's edges."""
+    def forward(self, inputs: list[Tensor], weights: Tensor, probe: EnergyProbe | None = None,
+                weight: Tensor | float = 1.0, spikes: list[Tensor | None] | None = None,
+                charges: Tensor | None = None) -> Tensor:
+        """``weights``: [n_inputs, n_ops] softmax weights of this node's edges. With a ``probe``,
+        an edge's convolution is charged ``weight`` x ``charges[src, op]`` (how much of it the
+        decoded node has); ``spikes[src]`` as in :class:`Resample`."""
         current = 0
         for src, ops in enumerate(self.edges):
             x = fold(inputs[src])
             for k, op in enumerate(ops):
-                current = current + weights[src, k] * op(x)
+                y = op(x)
+                current = current + weights[src, k] * y
+                if probe is not None and isinstance(op, nn.Sequential):
+                    probe.conv(op[0], x, y, weight * charges[src, k], spikes[src] if spikes else None)
         current = unfold(current, inputs[0])
         # the node's surrogate b: mean of the spiking ops' b, weighted by their edge weights
         spiking = (self._b > 0).to(weights)
@@ -199,10 +218,17 @@ class MixedCell(nn.Module):
     def out_channels(self) -> int:
         return NUM_NODES * self.channels
 
-    def forward(self, s0: Tensor, s1: Tensor, size: tuple[int, ...], weights: Tensor) -> Tensor:
-        """``weights``: [9, n_ops] softmax of the alphas."""
-        states = [self.pre0(s0, size), self.pre1(s1, size)]
+    def forward(self, s0: Tensor, s1: Tensor, size: tuple[int, ...], weights: Tensor, probe: EnergyProbe | None = None,
+                weight: Tensor | float = 1.0, spikes: tuple[Tensor | None, Tensor | None] = (None, None),
+                charges: Tensor | None = None) -> Tensor:
+        """``weights``: [9, n_ops] softmax of the alphas; with a ``probe``: ``weight`` (whether
+        the decoded path contains this cell), ``spikes`` (of s0, s1) as in :class:`Resample` and
+        ``charges`` [9, n_ops] (whether the decoded cell has each edge op)."""
+        states = [self.pre0(s0, size, probe, weight, spikes[0]), self.pre1(s1, size, probe, weight, spikes[1])]
+        # an input passed through unchanged is still a mixture; a resampled one is this cell's own
+        counts = [spikes[0] if not len(self.pre0.layers) else None, spikes[1] if not len(self.pre1.layers) else None]
         for k, node in enumerate(self.nodes):
             w = weights[edge_index(k, 0) : edge_index(k, 0) + 2 + k]
-            states.append(node(states, w))
+            c = charges[edge_index(k, 0) : edge_index(k, 0) + 2 + k] if charges is not None else None
+            states.append(node(states, w, probe, weight, counts + [None] * k, c))
         return torch.cat(states[2:], dim=2)

@@ -7,9 +7,10 @@ probabilities softmax(beta) of the cell they come from (Auto-DeepLab). The netwo
 sums every last-layer level, resampled to ``out_level``, weighted by the probability of
 ending there (forward algorithm over the trellis), so the last betas are trained too.
 
-The cost constraint: ``expected_cost`` is the trellis's synaptic work expected under the
-architecture weights — each cell's edge costs weighted by softmax(alpha) (skip costs
-nothing) and by the probability that the path visits the cell — differentiable in both.
+The cost constraint: while a probe is attached, the forward charges the measured cost of
+every convolution the decoded network has, with the gradient of the softmax weights passed
+straight through (:mod:`evstereo.search.energy_cost`), so it is differentiable in the alphas
+and the betas.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from evstereo.search.cells import MixedCell, Neurons, Resample
-from evstereo.search.decode import MOVES, NUM_EDGES, valid_moves
-from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES
+from evstereo.search.decode import MOVES, NUM_EDGES, decode_cell, edge_index, valid_moves, viterbi_path
+from evstereo.search.energy_cost import EnergyProbe
+from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, CellGenotype
+from evstereo.snn.energy import is_spike_tensor
 
 
 def move_logits_mask(n_layers: int) -> Tensor:
@@ -77,6 +80,8 @@ class Trellis(nn.Module):
             str(s): Resample(out_ch[(last, s)], NUM_NODES * filters * 2**out_level, s, out_level, dim, neurons)
             for s in range(NUM_LEVELS) if (last, s) in out_ch})
         self.alphas = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, len(primitives)))
+        self.probe: EnergyProbe | None = None  # set by SearchStereoNet.energy_probe
+        self.decode_end: int | None = None  # the level the decoded path must end at (None: free)
         self.betas = nn.Parameter(1e-3 * torch.randn(n_layers, NUM_LEVELS, len(MOVES)))
 
     @staticmethod
@@ -93,48 +98,91 @@ class Trellis(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas, self.betas]
 
+    def decode(self) -> tuple[CellGenotype, tuple[int, ...]]:
+        """The cell and level path the current alphas and betas decode to."""
+        cell = decode_cell(self.alphas.detach().cpu().numpy(), self.primitives)
+        return cell, viterbi_path(self.betas.detach().cpu().numpy(), end_level=self.decode_end)
+
+    def _charges(self, weights: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+        """What the probe charges each edge op with: 1 for the decoded cell's ops, 0 for the
+        others, plus (straight through) the soft weights' gradient, shared over the node's
+        edges as decoding keeps two of them; and the decoded path."""
+        cell, path = self.decode()
+        hard = torch.zeros_like(weights)
+        share = torch.ones(NUM_EDGES, 1, dtype=weights.dtype, device=weights.device)
+        for k, edges in enumerate(cell.nodes):
+            share[edge_index(k, 0): edge_index(k, 0) + 2 + k] = 2 / (2 + k)
+            for src, op in edges:
+                hard[edge_index(k, src), self.primitives.index(op)] = 1.0
+        return hard + share * (weights - weights.detach()), path
+
     def forward(self, s_pp: Tensor, s_p: Tensor, sizes: list[tuple[int, ...]]) -> Tensor:
-        """``sizes[s]``: spatial size at level s. Returns [B, T, C, ...] at ``out_level``."""
+        """``sizes[s]``: spatial size at level s. Returns [B, T, C, ...] at ``out_level``.
+
+        While ``self.probe`` is set (``SearchStereoNet.energy_probe``), every convolution of the
+        decoded network is charged to it (:mod:`~evstereo.search.energy_cost`)."""
+        probe = self.probe
         weights = torch.softmax(self.alphas, dim=-1)
         probs = move_probabilities(self.betas)
+        marg = level_marginals(self.betas)
+        charges, path = self._charges(weights) if probe is not None else (None, ())
         outs = {(-2, 0): s_pp, (-1, 0): s_p}
+        spikes: dict[tuple[int, int], Tensor | None] = {(-2, 0): None, (-1, 0): None}  # stems: exact tensors
         for layer in range(self.n_layers):
             for s in range(min(layer + 2, NUM_LEVELS)):
-                total = None
+                total, arrivals = None, []
                 for m, move in enumerate(MOVES):
                     key = f"{layer}_{s}_{m}"
                     if key not in self.cells:
                         continue
                     src = s - move
-                    pp = outs[(layer - 2, self._pp_level(layer, s, self.out_ch))]
-                    y = probs[layer, src, m] * self.cells[key](pp, outs[(layer - 1, src)], sizes[s], weights)
+                    pp_key = (layer - 2, self._pp_level(layer, s, self.out_ch))
+                    p_cell = probs[layer, src, m] * (marg[layer - 1, src] if layer > 0 else 1.0)
+                    on_path = probe is not None and path[layer] == s and (path[layer - 1] if layer else 0) == src
+                    out = self.cells[key](outs[pp_key], outs[(layer - 1, src)], sizes[s], weights, probe,
+                                          float(on_path) + p_cell - p_cell.detach(),
+                                          (spikes[pp_key], spikes[(layer - 1, src)]), charges)
+                    if probe is not None:
+                        arrivals.append((1.0 if on_path else 0.0, float(p_cell.detach()), out))
+                    y = probs[layer, src, m] * out
                     total = y if total is None else total + y
                 outs[(layer, s)] = total
-        marg = level_marginals(self.betas)[-1]
+                spikes[(layer, s)] = _expected_spikes(arrivals) if probe is not None else None
         last = self.n_layers - 1
-        out = None
+        out, ends = None, []
         for s, head in self.heads.items():
-            y = marg[int(s)] * head(outs[(last, int(s))], sizes[self.out_level])
+            p_end = marg[-1, int(s)]
+            charge = float(probe is not None and path[-1] == int(s)) + p_end - p_end.detach()
+            h = head(outs[(last, int(s))], sizes[self.out_level], probe, charge, spikes[(last, int(s))])
+            ends.append((float(charge.detach()), h, spikes[(last, int(s))] if not len(head.layers) else None))
+            y = p_end * h
             out = y if out is None else out + y
+        if probe is not None:
+            probe.mixture_scale = _mixture_scale(ends, out)
         return out
 
-    def expected_cost(self, sizes: list[tuple[int, ...]]) -> Tensor:
-        """Expected synaptic operations (per input spike rate 1) of the path, in giga-ops.
 
-        Each snn edge: channels^2 x kernel volume x positions at its level; skip and zero
-        cost nothing. Differentiable in alphas (op choice) and betas (level choice).
-        """
-        weights = torch.softmax(self.alphas, dim=-1)
-        is_conv = torch.tensor([p.startswith("snn") for p in self.primitives], dtype=weights.dtype,
-                               device=weights.device)
-        edge_cost = (weights * is_conv).sum()  # expected conv edges per cell (of NUM_EDGES)
-        kvol = 3 ** self.dim
-        marg = level_marginals(self.betas)
-        cost = weights.new_zeros(())
-        for s in range(NUM_LEVELS):
-            ch = self.filters * 2**s
-            positions = 1
-            for v in sizes[s]:
-                positions *= v
-            cost = cost + marg[:, s].sum() * edge_cost * ch * ch * kvol * positions
-        return cost / 1e9
+def _expected_spikes(arrivals: list[tuple[float, float, Tensor]]) -> float | None:
+    """Non-zero count of what the decoded cell at this (layer, level) sends on: that of the
+    cell the decoded path arrives by, or, off the path, each arriving cell's weighted by the
+    probability that the path came through it. None when the cells' outputs are analog (their
+    cost does not depend on values). ``arrivals``: (on the path, path probability, output)."""
+    if not all(is_spike_tensor(out) for _, _, out in arrivals):
+        return None
+    counts = [float((out != 0).sum()) for _, _, out in arrivals]
+    for w in (tuple(a[0] for a in arrivals), tuple(a[1] for a in arrivals)):
+        if sum(w) > 0:
+            return sum(wi * n for wi, n in zip(w, counts)) / sum(w)
+    return sum(counts) / len(counts)
+
+
+def _mixture_scale(ends: list[tuple[float, Tensor, float | None]], out: Tensor) -> float | None:
+    """Non-zero count of the decoded network's output over the mixture's own count: what the
+    next convolution's measured spikes are scaled by (None: analog output). ``ends``: (1 for
+    the decoded path's last level else 0, head output, its count if the head passed a mixture
+    through)."""
+    if not all(n is not None or is_spike_tensor(h) for _, h, n in ends):
+        return None
+    expected = sum(p * (n if n is not None else float((h != 0).sum())) for p, h, n in ends)
+    actual = float((out != 0).sum())
+    return expected / actual if actual else 0.0

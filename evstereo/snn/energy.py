@@ -30,11 +30,12 @@ divided by the batch size B of the first tensor input (override with ``frames=``
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,14 @@ def synaptic_ops(module: nn.Module, x: Tensor) -> int:
         padding = 0
     count = _conv_fn(module)(mask, ones, None, module.stride, padding, module.dilation, g)
     return int(count.sum(dtype=torch.float64).item()) * (module.out_channels // g)
+
+
+def layer_counts(module: nn.Module, x: Tensor, y: Tensor, spiking: bool) -> tuple[int, int]:
+    """(SOPs, MACs) of one call of ``module`` on input ``x`` giving ``y``: SOPs of the input's
+    non-zero entries when ``spiking``, else dense MACs."""
+    if spiking:
+        return synaptic_ops(module, x), 0
+    return 0, multiply_accumulates(module, x, y)
 
 
 def multiply_accumulates(module: nn.Module, x: Tensor, y: Tensor) -> int:
@@ -140,76 +149,23 @@ class EnergyMeter:
             frames = int(first.shape[0])
         if frames < 1:
             raise ValueError(f"frames must be at least 1, got {frames}")
-        stats: dict[str, dict] = {}
-        order: list[str] = []
-        handles = []
+        with self.recording() as rec, torch.no_grad():
+            self.model(*inputs, **kwargs)
+        functional = getattr(self.model, "functional_macs", None)
+        return rec.report(frames, functional(*inputs, **kwargs) if functional is not None else {})
 
-        def hook(name: str):
-            def fn(module: nn.Module, args: tuple, output: Any) -> None:
-                x = args[0]
-                y = output if isinstance(output, Tensor) else output[0]
-                forced = self._forced(name)
-                spiking = is_spike_tensor(x) if forced is None else forced == "spiking"
-                s = stats.get(name)
-                if s is None:
-                    s = stats[name] = {"type": type(module).__name__, "kinds": set(), "calls": 0,
-                                       "elements": 0, "nonzero": 0, "sops": 0, "macs": 0}
-                    order.append(name)
-                s["calls"] += 1
-                s["elements"] += x.numel()
-                s["nonzero"] += int((x != 0).sum().item())
-                if spiking:
-                    s["kinds"].add("spiking")
-                    s["sops"] += synaptic_ops(module, x)
-                else:
-                    s["kinds"].add("analog")
-                    s["macs"] += multiply_accumulates(module, x, y)
-            return fn
-
-        for name, m in self.model.named_modules():
-            if isinstance(m, _COUNTED):
-                handles.append(m.register_forward_hook(hook(name)))
+    @contextlib.contextmanager
+    def recording(self, exclude: tuple[str, ...] = ()) -> Iterator["Recording"]:
+        """Hooks on every counted layer (but those matching an ``exclude`` pattern) for whatever
+        forwards run inside the block, gradients or not; ``.report(frames)`` afterwards."""
+        rec = Recording(self)
+        handles = [m.register_forward_hook(rec.hook(name)) for name, m in self.model.named_modules()
+                   if isinstance(m, _COUNTED) and not any(fnmatch.fnmatchcase(name, p) for p in exclude)]
         try:
-            with torch.no_grad():
-                self.model(*inputs, **kwargs)
+            yield rec
         finally:
             for h in handles:
                 h.remove()
-
-        layers = []
-        for name in order:
-            s = stats[name]
-            kind = s["kinds"].pop() if len(s["kinds"]) == 1 else "mixed"
-            sops, macs = s["sops"] / frames, s["macs"] / frames
-            rate = s["nonzero"] / s["elements"] if s["elements"] else 0.0
-            layers.append({
-                "name": name,
-                "type": s["type"],
-                "kind": kind,
-                "calls": s["calls"],
-                "input_spike_rate": rate if kind != "analog" else None,
-                "sops": sops,
-                "macs": macs,
-                "energy_mj": self._mj(sops, macs),
-            })
-        functional = getattr(self.model, "functional_macs", None)
-        for name, total in (functional(*inputs, **kwargs) if functional is not None else {}).items():
-            macs = total / frames
-            layers.append({"name": name, "type": "function", "kind": "analog", "calls": 1, "input_spike_rate": None,
-                           "sops": 0.0, "macs": macs, "energy_mj": self._mj(0.0, macs)})
-        sops = sum(layer["sops"] for layer in layers)
-        macs = sum(layer["macs"] for layer in layers)
-        return {
-            "sops": sops,
-            "macs": macs,
-            "energy_mj": self._mj(sops, macs),
-            "energy_ac_mj": self._mj(sops, 0.0),
-            "energy_mac_mj": self._mj(0.0, macs),
-            "frames": frames,
-            "pj_per_ac": self.pj_per_ac,
-            "pj_per_mac": self.pj_per_mac,
-            "layers": layers,
-        }
 
     def _mj(self, sops: float, macs: float) -> float:
         return (sops * self.pj_per_ac + macs * self.pj_per_mac) * 1e-9  # pJ -> mJ
@@ -226,6 +182,53 @@ class EnergyMeter:
         if path is not None:
             write_text_atomic(path, text)
         return text
+
+
+class Recording:
+    """What the hooked layers of an :meth:`EnergyMeter.recording` block received."""
+
+    def __init__(self, meter: EnergyMeter) -> None:
+        self.meter = meter
+        self.stats: dict[str, dict] = {}  # in the order the layers first ran
+
+    def hook(self, name: str):
+        def fn(module: nn.Module, args: tuple, output: Any) -> None:
+            x = args[0].detach()
+            y = output if isinstance(output, Tensor) else output[0]
+            forced = self.meter._forced(name)
+            spiking = is_spike_tensor(x) if forced is None else forced == "spiking"
+            s = self.stats.setdefault(name, {"type": type(module).__name__, "kinds": set(), "calls": 0,
+                                             "elements": 0, "nonzero": 0, "sops": 0, "macs": 0})
+            s["calls"] += 1
+            s["elements"] += x.numel()
+            s["nonzero"] += int((x != 0).sum().item())
+            s["kinds"].add("spiking" if spiking else "analog")
+            sops, macs = layer_counts(module, x, y, spiking)
+            s["sops"] += sops
+            s["macs"] += macs
+        return fn
+
+    def report(self, frames: int, functional: Mapping[str, int] | None = None) -> dict:
+        """The per-frame report (see :class:`EnergyMeter`); ``functional``: MACs of the
+        model's function parts for the whole batch (``model.functional_macs``)."""
+        mj = self.meter._mj
+        layers = []
+        for name, s in self.stats.items():
+            kind = next(iter(s["kinds"])) if len(s["kinds"]) == 1 else "mixed"
+            sops, macs = s["sops"] / frames, s["macs"] / frames
+            rate = s["nonzero"] / s["elements"] if s["elements"] else 0.0
+            layers.append({"name": name, "type": s["type"], "kind": kind, "calls": s["calls"],
+                           "input_spike_rate": rate if kind != "analog" else None,
+                           "sops": sops, "macs": macs, "energy_mj": mj(sops, macs)})
+        for name, total in (functional or {}).items():
+            macs = total / frames
+            layers.append({"name": name, "type": "function", "kind": "analog", "calls": 1, "input_spike_rate": None,
+                           "sops": 0.0, "macs": macs, "energy_mj": mj(0.0, macs)})
+        sops = sum(layer["sops"] for layer in layers)
+        macs = sum(layer["macs"] for layer in layers)
+        return {"sops": sops, "macs": macs, "energy_mj": mj(sops, macs), "energy_ac_mj": mj(sops, 0.0),
+                "energy_mac_mj": mj(0.0, macs), "frames": frames, "pj_per_ac": self.meter.pj_per_ac,
+                "pj_per_mac": self.meter.pj_per_mac, "layers": layers}
 
 
 def format_energy_table(result: Mapping[str, Any]) -> str:

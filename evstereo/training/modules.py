@@ -8,8 +8,9 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 ``evstereo.models.load_checkpoint`` rebuilds the network from a Lightning checkpoint alone.
 ``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
 from each half of the training data, an Adam step on the architecture (alphas, betas) on the
-"arch" half (task loss + cost_weight x expected giga-ops), then an SGD step on the weights
-on the "weights" half.
+"arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the hinge of the
+decoded network's expected energy per frame at ``budget_size`` over the budget,
+:mod:`evstereo.search.energy_cost`), then an SGD step on the weights on the "weights" half.
 
 Hyper-parameters and checkpoint extras (the search's architecture history) are plain data, so
 checkpoints load with ``torch.load(weights_only=True)``. An option of the wrong type or value
@@ -27,6 +28,8 @@ from evstereo.metrics import METRIC_NAMES, frame_metrics
 from evstereo.models import NetConfig, SearchStereoNet, StereoNet
 from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
 from evstereo.models.stereo_net import StereoBase
+from evstereo.geometry import NOMINAL_HW
+from evstereo.search.energy_cost import area_ratio, budget_hinge
 from evstereo.search.genotypes import Genotype
 from evstereo.snn import EnergyMeter, learned_time_constants
 
@@ -179,7 +182,8 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
 
     def __init__(self, net: NetConfig | dict | None = None, feature_layers: int = 2, matching_layers: int = 4,
                  loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
-                 a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 0.0, arch_start_epoch: int = 0,
+                 a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 1.0,
+                 energy_budget_mj: float | None = None, budget_size: list | None = None, arch_start_epoch: int = 0,
                  log_energy: bool = False):
         super().__init__()
         check_loss(loss)
@@ -188,7 +192,17 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
         check_options(int, feature_layers=feature_layers, matching_layers=matching_layers,
                       arch_start_epoch=arch_start_epoch)
         check_options(bool, log_energy=log_energy)
+        if energy_budget_mj is not None:
+            check_options(float, energy_budget_mj=energy_budget_mj)
+            if not energy_budget_mj > 0:
+                raise ValueError(f"energy_budget_mj must be positive (mJ per frame), not {energy_budget_mj!r}")
+        if cost_weight < 0:
+            raise ValueError(f"cost_weight must not be negative, not {cost_weight!r}")
+        if budget_size is not None and (not isinstance(budget_size, (list, tuple)) or len(budget_size) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in budget_size)):
+            raise ValueError(f"budget_size must be [height, width] in pixels, not {budget_size!r}")
         config = as_net_config(net)
+        budget_size = list(budget_size or config.nominal_size or NOMINAL_HW)
         net = config.as_dict()  # save_hyperparameters reads the arguments' current values: plain data
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -205,14 +219,21 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
         hp = self.hparams
         if self.current_epoch >= hp.arch_start_epoch and "arch" in batch:
             b = batch["arch"]
-            task, _ = stereo_loss(self.model, b, hp.loss)
-            h, w = b["left"].shape[-2:]
-            cost = self.model.expected_cost(h, w)
+            n = len(b["left"])
+            with self.model.energy_probe(b["left"], b["right"]) as energy:
+                task, _ = stereo_loss(self.model, b, hp.loss)
+            # mJ per frame of budget_size, logged without a budget too (to choose one)
+            expected = energy() * area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
+            self.log("search/expected_mj", expected, batch_size=n)
+            loss = task
+            if hp.energy_budget_mj is not None:
+                over = budget_hinge(expected, hp.energy_budget_mj)
+                loss = task + hp.cost_weight * over
+                self.log("search/over_budget", over, batch_size=n)
             opt_a.zero_grad()
-            self.manual_backward(task + hp.cost_weight * cost)
+            self.manual_backward(loss)
             opt_a.step()
-            self.log("search/arch_loss", task, batch_size=len(b["left"]))
-            self.log("search/expected_gops", cost, batch_size=len(b["left"]))
+            self.log("search/arch_loss", task, batch_size=n)
         b = batch["weights"]
         loss, _ = stereo_loss(self.model, b, hp.loss)
         opt_w.zero_grad()

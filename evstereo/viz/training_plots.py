@@ -8,7 +8,7 @@
   Lightning's CSV log ``metrics.csv``) over the epochs;
 - ``plot_training_curves(csv, path)``: training loss and the validation metrics
   (``train/loss``, ``val/mean_disparity_error``, ``val/one_pixel_accuracy``, ``val/energy_mj``,
-  and the search's ``search/arch_loss``/``search/expected_gops``) as far as the log has them.
+  and the search's ``search/arch_loss``/``search/expected_mj``) as far as the log has them.
 
 Each returns the path written, or None when there is nothing to plot (no record, no column,
 no file). Plain data in, PNG out: this module knows nothing of Lightning or training code.
@@ -35,7 +35,7 @@ CURVES = (  # (column, title, x axis: "step" or "epoch")
     ("val/one_pixel_accuracy", "validation: 1-px accuracy", "epoch"),
     ("val/energy_mj", "validation: energy per frame (mJ)", "epoch"),
     ("search/arch_loss", "search: architecture loss", "step"),
-    ("search/expected_gops", "search: expected cost (G synaptic ops)", "step"),
+    ("search/expected_mj", "search: decoded network's expected energy (mJ/frame)", "step"),
 )
 
 

@@ -1,0 +1,107 @@
+"""The search's cost term: the decoded network's expected energy from measured spikes, against a
+budget in mJ per frame (evstereo.search.energy_cost)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evstereo.models import build_search_net, build_stereo_net
+from evstereo.search.energy_cost import area_ratio, budget_hinge
+from evstereo.snn import EnergyMeter
+from evstereo.training.modules import StereoSearchModule
+
+# spiking stems, narrow features (a small cost volume) and wide matching cells, so that the
+# architecture decides a good share of the energy (all-skip cells: ~30 % less than at the start)
+NET = {"feature_filters": 2, "matching_filters": 8, "max_disparity": 12, "modes": {}}
+H, W = 24, 48
+
+
+def _events(*shape, rate=0.2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(*shape, generator=g) < rate).float()
+    return x * torch.sign(torch.rand(*shape, generator=g) - 0.3)
+
+
+def _pair():
+    return _events(1, 1, 5, H, W), _events(1, 1, 5, H, W, seed=2), torch.full((1, H, W), 6.0)
+
+
+def _supernet():
+    torch.manual_seed(0)
+    return build_search_net({**NET, "feature_layers": 2, "matching_layers": 3})
+
+
+def _measured(genotype, left, right) -> float:
+    """Energy per frame of the decoded network, measured by the energy meter on its real spikes
+    (initial weights, batch statistics: what the supernet's own spikes were measured with)."""
+    torch.manual_seed(0)
+    net = build_stereo_net({"genotype": genotype.to_data(), **NET}).train()
+    return EnergyMeter(net).measure(left, right)["energy_mj"]
+
+
+def _search(budget_mj: float | None, steps: int = 30):
+    """Architecture steps only (task loss + hinge over the budget), so the spikes the cost is
+    measured from are those of the same initial weights the decoded network is measured with."""
+    left, right, target = _pair()
+    sup = _supernet()
+    opt = torch.optim.Adam(sup.arch_parameters(), lr=0.04)
+    first = None
+    for _ in range(steps):
+        with sup.energy_probe(left, right) as energy:
+            task = torch.nn.functional.smooth_l1_loss(sup(left, right), target)
+        expected = energy()
+        first = expected.item() if first is None else first
+        opt.zero_grad()
+        (task + (budget_hinge(expected, budget_mj) if budget_mj else 0.0)).backward()
+        opt.step()
+    return sup.genotype(), first
+
+
+def test_expected_energy_matches_the_decoded_network_and_every_beta_gets_a_gradient():
+    left, right, _ = _pair()
+    sup = _supernet()
+    with sup.energy_probe(left, right) as energy:
+        sup(left, right)
+    expected = energy()
+    expected.backward()
+    # the 2D feature betas too (the structural count gave them none)
+    for p in sup.arch_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    # with batch statistics (as the search sees them), the decoded network at initialisation
+    # measures what the supernet expected for it
+    decoded = build_stereo_net({"genotype": sup.genotype().to_data(), **NET}).train()
+    measured = EnergyMeter(decoded).measure(left, right)["energy_mj"]
+    assert abs(expected.item() - measured) / measured < 0.2, (expected.item(), measured)
+    assert sup.feature_net.trellis.probe is None  # the probe is detached after the block
+
+
+def test_a_tighter_budget_gives_a_cheaper_decoded_network_within_the_budget():
+    left, right, _ = _pair()
+    free, _ = _search(None)
+    e_free = _measured(free, left, right)
+    budgets = (0.8 * e_free, 0.45 * e_free)  # both bind: the free search ends above them
+    found = [_search(b)[0] for b in budgets]
+    energies = [e_free] + [_measured(g, left, right) for g in found]
+    assert energies[2] < energies[1] < energies[0], (energies, budgets)
+    for e, b in zip(energies[1:], budgets):
+        assert e <= 1.2 * b, (energies, budgets)
+    assert abs(energies[2] - budgets[1]) <= 0.2 * budgets[1], (energies, budgets)
+
+
+def test_hinge_and_area_scaling():
+    assert budget_hinge(torch.tensor(1.0), 2.0).item() == 0.0
+    assert budget_hinge(torch.tensor(4.0), 2.0).item() == pytest.approx(1.0)
+    assert area_ratio((260, 346), (130, 173)) == pytest.approx(4.0)
+
+
+def test_search_module_budget_options_are_checked():
+    net = {**NET, "max_disparity": 12}
+    with pytest.raises(ValueError, match="energy_budget_mj must be positive"):
+        StereoSearchModule(net=net, feature_layers=2, matching_layers=3, energy_budget_mj=0.0)
+    with pytest.raises(ValueError, match="budget_size"):
+        StereoSearchModule(net=net, feature_layers=2, matching_layers=3, energy_budget_mj=1.0, budget_size=[260])
+    with pytest.raises(TypeError, match="energy_budget_mj must be a number"):
+        StereoSearchModule(net=net, feature_layers=2, matching_layers=3, energy_budget_mj="1 mJ")
+    module = StereoSearchModule(net=net, feature_layers=2, matching_layers=3, energy_budget_mj=1.5)
+    assert module.hparams.budget_size == [260, 346] and module.hparams.cost_weight == 1.0
