@@ -8,7 +8,8 @@ one_pixel_accuracy [fraction], mean_depth_error [m], median_depth_error [m]) and
 results.json), with the same names and units in results.json and on the console; SOPs, MACs
 and energy per frame (means over every scored frame, spiking layers, analog layers, the
 upsampling and the read-out; results.json's ``energy.layers`` gives each part's share and
-input spike rate), and frames/s. ``--scale auto|FACTOR`` resamples the network's input
+input spike rate; ``energy`` also holds the time steps, a memory-access-aware estimate and the
+same network counted as an ANN, evstereo.snn.energy), and frames/s. ``--scale auto|FACTOR`` resamples the network's input
 (auto: the rig's rule, fitted on the first windows; 1: off; results.json's ``scale``).
 ``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model, at
 the sensor's own resolution (its confident pixels: those it matched).
@@ -86,6 +87,11 @@ def _summary(name: str, r: dict) -> str:
         n = r.get("energy", {}).get("frames_measured")
         parts.append(f"{r['energy_mj']:.3f} mJ/frame ({r['sops'] / 1e9:.3f} G SOPs, {r['macs'] / 1e9:.3f} G MACs"
                      + (f", mean of {n} frames)" if n else ")"))
+        e = r.get("energy", {})
+        if "energy_memory_mj" in e:
+            ann = e["ann_equivalent"]
+            parts.append(f"{e['energy_memory_mj']:.3f} mJ with memory accesses; as an ANN {ann['energy_mj']:.3f} mJ "
+                         f"({ann['energy_memory_mj']:.3f} with memory)")
     if r.get("frames_per_s"):
         parts.append(f"{r['frames_per_s']:.1f} frames/s")
     lines = [f"{name} over {r['frames']} frames ({_scale_text(r)}): " + "; ".join(parts)]

@@ -161,3 +161,44 @@ def test_the_stereo_networks_upsampling_and_read_out_are_counted_as_macs():
     assert all(r["kind"] == "analog" and r["sops"] == 0 for r in rows.values())
     layers_only = sum(r["macs"] for r in report["layers"] if r["type"] != "function")
     assert report["macs"] == pytest.approx(layers_only + 8 * d * hp * wp + 3 * d * 30 * 45)
+
+
+def test_memory_aware_estimate_and_ann_equivalent_by_hand():
+    """One spiking 3x3 conv fed 3 interior spikes: 3 x 9 x 4 SOPs, each 3 memory accesses, plus 2
+    per neuron update; the same layer as an ANN: every output's 2 x 9 MACs, 2 accesses each,
+    and one write per output."""
+    conv = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+    x = torch.zeros(1, 2, 5, 6)
+    x[0, 0, 2, 2] = x[0, 1, 2, 3] = x[0, 0, 3, 3] = 1
+    meter = EnergyMeter(conv)
+    r = meter.measure(x)
+    outputs = 4 * 5 * 6
+    assert r["sops"] == 3 * 9 * 4
+    assert r["memory_accesses"] == 3 * r["sops"] + 2 * outputs
+    assert r["energy_memory_mj"] == pytest.approx(r["energy_mj"] + r["memory_accesses"] * 5.0e-9)
+    ann = meter.ann_equivalent(x)
+    assert ann["sops"] == 0 and ann["macs"] == outputs * 2 * 9
+    assert ann["memory_accesses"] == 2 * ann["macs"] + outputs
+    assert ann["energy_mj"] > r["energy_mj"] and ann["energy_memory_mj"] > r["energy_memory_mj"]
+
+
+def test_first_matching_conv_is_counted_without_the_volume():
+    """As concat_volume_conv3d computes it: 2k 2D convolutions (k x O outputs each) of the left and
+    right features, the sums into every level, and the border columns' share of the 3D conv."""
+    from evstereo.models.cost_volume import concat_cost_volume, volume_free_counts
+
+    g = torch.Generator().manual_seed(0)
+    left = (torch.rand(1, 2, 6, 20, generator=g) < 0.2).float()
+    right = (torch.rand(1, 2, 6, 20, generator=g) < 0.2).float()
+    vol = concat_cost_volume(left, right, 12)
+    conv = nn.Conv3d(4, 3, 3, padding=1, bias=False)
+    adds = 3 * 6 * 20 * 2 * 2 + 3 * 12 * 6 * 20
+    acs, macs = volume_free_counts(conv, vol, spiking=False)
+    assert acs == adds and macs == 2 * 6 * 20 * 3 * 3 * 2 * 9 + 3 * 12 * 6 * 4 * 4 * 27
+    dense = EnergyMeter(conv, kinds={"*": "analog"}).measure(vol)["macs"]
+    assert dense == 3 * 12 * 6 * 20 * 4 * 27 and macs < dense / 2
+    sops, none = volume_free_counts(conv, vol, spiking=True)
+    plane = nn.Conv2d(2, 9, 3, padding=1, bias=False)
+    taps = EnergyMeter(plane).measure(left)["sops"] + EnergyMeter(plane).measure(right)["sops"]
+    border = EnergyMeter(nn.Conv3d(4, 3, 3, padding=1, bias=False)).measure(vol)["sops"] * 4 / 20
+    assert none == 0 and sops == taps + adds + round(border)

@@ -38,6 +38,11 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     assert {"upsampling (trilinear)", "read-out (soft_argmin)"} <= set(parts)
     assert sum(layer["share"] for layer in parts.values()) == pytest.approx(1.0)
     assert all(0 <= layer["input_spike_rate"] <= 1 for layer in parts.values() if layer["kind"] == "spiking")
+    # beside the compute-only figure: time steps, memory accesses, and the network counted as an ANN
+    e = res["energy"]
+    assert e["time_steps"] == 1 and e["energy_memory_mj"] > res["energy_mj"]
+    assert e["ann_equivalent"]["energy_mj"] > res["energy_mj"] and e["ann_equivalent"]["macs"] > res["macs"]
+    assert "with memory accesses; as an ANN" in r.stdout + r.stderr
     assert set(res["baselines"]["sgbm"]) >= {"mean_disparity_error", "one_pixel_accuracy", "frames"}
     assert res["metric_units"]["mean_depth_error"] == "m" and res["device"] == "cpu"
     # DSEC's metrics beside the MVSEC four, over all GT pixels and over the confident ones with their coverage

@@ -108,7 +108,8 @@ class EvalResult:
                    recordings=self.recordings)
         if self.energy is not None:
             out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"],
-                        "energy": {k: self.energy[k] for k in ("frames_measured", "layers")}})
+                        "energy": {k: self.energy[k] for k in ("frames_measured", "time_steps", "energy_memory_mj",
+                                                                  "ann_equivalent", "layers")}})
         t = np.asarray(self.forward_ms)
         out["forward_ms_median"] = float(np.median(t)) if len(t) else None
         out["frames_per_s"] = float(1000.0 / np.median(t)) if len(t) else None
@@ -224,11 +225,21 @@ def streamed_energy(meter: EnergyMeter, model: torch.nn.Module, left: Tensor, ri
     return reports[0]
 
 
+class _AnnMeter:
+    """``measure`` is the meter's ANN-equivalent count (for ``streamed_energy``)."""
+
+    def __init__(self, meter: EnergyMeter) -> None:
+        self.meter = meter
+
+    def measure(self, *inputs: Tensor) -> dict:
+        return self.meter.ann_equivalent(*inputs)
+
+
 def energy_summary(reports: list[dict]) -> dict:
     """Means over frames of ``EnergyMeter`` reports: ``sops``, ``macs``, ``energy_mj``,
-    ``frames_measured``, and ``layers`` (each layer's or function's mean energy, its share of
+    ``energy_memory_mj`` (with memory accesses), ``frames_measured``, and ``layers`` (each layer's or function's mean energy, its share of
     the total and its mean input spike rate; None for analog parts)."""
-    out = {k: float(np.mean([e[k] for e in reports])) for k in ("sops", "macs", "energy_mj")}
+    out = {k: float(np.mean([e[k] for e in reports])) for k in ("sops", "macs", "energy_mj", "energy_memory_mj")}
     out["frames_measured"] = len(reports)
     layers: dict[str, dict] = {}
     for report in reports:
@@ -260,6 +271,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     scores = Scores(min_confidence)
     per_recording: dict[str, tuple[Scores, Predictor]] = {}
     energies: list[dict] = []
+    ann: dict | None = None
     times: list[float] = []
     meter = EnergyMeter(model) if isinstance(model, torch.nn.Module) and any(True for _ in model.parameters()) else None
     if isinstance(model, torch.nn.Module):
@@ -283,6 +295,8 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
             if meter is not None and (energy_frames is None or k < energy_frames):
                 # a stateful network: its last window's, after the earlier ones were streamed
                 energies.append(streamed_energy(meter, model, *predictor.network_input(left, right)))
+                if ann is None:  # dense counts do not depend on the input: once is enough
+                    ann = streamed_energy(_AnnMeter(meter), model, *predictor.network_input(left, right))
             if on_frame is not None:
                 on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))
             bar.update()
@@ -291,6 +305,8 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     energy = None
     if energies:
         energy = energy_summary(energies)
+        energy["ann_equivalent"] = {k: ann[k] for k in ("macs", "energy_mj", "energy_memory_mj")}
+        energy["time_steps"] = int(getattr(model, "time_steps", 1))
     overall = scores.as_dict()
     recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale,
                          "network_size": list(p.network_size),

@@ -105,3 +105,24 @@ def _volume_slabs(left: torch.Tensor, right: torch.Tensor, levels: int, starts: 
     slab = torch.cat([left[..., xl] * m, right[..., xr] * m], 1)  # [N, 2C, H, S * (2p + 1) * 6p]
     slab = slab.view(n, 2 * c, h, *keep.shape).permute(3, 0, 1, 4, 2, 5)  # [S, N, 2C, 2p + 1, H, 6p]
     return slab.reshape(len(starts) * n, 2 * c, 2 * p + 1, h, width + 2 * p)
+
+
+def volume_free_counts(conv: torch.nn.Conv3d, volume: torch.Tensor, spiking: bool) -> tuple[int, int]:
+    """(accumulates, MACs) of ``conv`` on ``volume`` computed as :func:`concat_volume_conv3d`
+    computes it, for the energy meter (``layer_counts``): the 2k 2D convolutions of the left
+    and the right features (slice 0 of the volume holds both whole), as synaptic operations of
+    their spikes or as dense MACs; the sums that combine them into every level, as
+    accumulates; and the recomputed border columns (4p per level) as the 3D convolution's
+    share of them."""
+    from evstereo.snn.energy import synaptic_ops
+
+    n, c2, dd, h, w = volume.shape
+    c, o, k = c2 // 2, conv.out_channels, conv.kernel_size[0]
+    p = k // 2
+    cols = min(4 * p, w)
+    adds = n * o * h * w * 2 * (k - 1) + n * o * dd * h * w
+    if spiking:
+        plane = torch.nn.Conv2d(c, k * o, k, padding=p, bias=False)
+        taps = sum(synaptic_ops(plane, x) for x in (volume[:, :c, 0], volume[:, c:, 0]))
+        return taps + adds + round(synaptic_ops(conv, volume) * cols / w), 0
+    return adds, 2 * n * h * w * k * o * c * k * k + n * o * dd * h * cols * c2 * k ** 3

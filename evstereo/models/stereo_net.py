@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from evstereo.events.input_spec import DEFAULT_WINDOW_US, InputSpec
-from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
+from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d, volume_free_counts
 from evstereo.models.heads import HEADS, confidence
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
@@ -180,6 +180,8 @@ class MatchingStem(nn.Module):
         self.read_steps = cfg.time_steps  # an input of several windows is read out on its last
         self.stem0 = neurons.conv(c_in, c, 3, 1, 3)
         self.stem1 = neurons.conv(c, c, 3, 1, 3)
+        # counted as computed at inference, without building the volume (both network kinds)
+        self.stem0.synapse[0].energy_counts = volume_free_counts
 
     @staticmethod
     def _readout(channels: int) -> Conv3d:

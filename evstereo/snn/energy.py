@@ -16,12 +16,26 @@
   counted, the usual convention), ``input elements x (out_channels / groups) x kernel
   volume`` for a transposed conv, ``input rows x in x out`` for a linear layer.
 
+- **its own count** for a layer with an ``energy_counts`` attribute: the stereo networks'
+  first matching convolution is counted as it is computed, without the cost volume
+  (``evstereo.models.cost_volume.volume_free_counts``), spiking or analog alike.
+
 So the accounting follows the hybrid switch by itself. ``kinds`` can force a layer's kind
 by name pattern. Work done by functions rather than layers (the stereo networks' trilinear
 upsampling of the cost and their read-out) is added as analog rows of type "function" when
 the model says how much it is (``model.functional_macs(*inputs) -> {name: MACs}``). Energy = ``SOPs x pj_per_ac + MACs x pj_per_mac`` (0.9 pJ and 4.6 pJ, 45 nm,
 docs/method.md §5). Biases, BatchNorm (folded into the conv at inference), pooling and
 neuron updates are not counted.
+
+Besides this compute-only convention, every report has a **memory-access-aware** estimate,
+``energy_memory_mj``: the compute energy plus ``memory_accesses`` x 5 pJ, one 32-bit access of
+a small (8 KB) SRAM at 45 nm (half of the 10 pJ per 64-bit access in Horowitz, "Computing's
+energy problem", ISSCC 2014). Accesses are counted with no data reuse, so it is an upper-end
+figure: a synaptic operation reads its weight and reads and writes the target's membrane
+potential (3); each neuron's leak and threshold pass per step reads and writes its potential
+(2); a MAC reads a weight and an input (2) and an analog layer writes each output once; a
+function's MAC reads two operands. :meth:`EnergyMeter.ann_equivalent` counts the same network as
+an ANN (every layer dense MACs) the same way.
 
 Inputs may be ``[B, T, ...]``: the hooked layers see every time step (time folded into the
 batch) and everything is summed over all steps; every figure is reported **per frame**, i.e.
@@ -45,6 +59,13 @@ from evstereo.fileio import write_text_atomic
 
 DEFAULT_PJ_PER_AC = 0.9
 DEFAULT_PJ_PER_MAC = 4.6
+# memory-access-aware estimate (module doc): one 32-bit access of a small (8 KB) SRAM at 45 nm,
+# half of Horowitz's 10 pJ per 64-bit access (ISSCC 2014, "Computing's energy problem")
+DEFAULT_PJ_PER_ACCESS = 5.0
+ACCESSES_PER_SOP = 3  # weight read, membrane potential read and write
+ACCESSES_PER_NEURON_STEP = 2  # the leak / threshold pass reads and writes each potential
+ACCESSES_PER_MAC = 2  # weight and input reads
+ACCESSES_PER_OUTPUT = 1  # an analog layer writes each output once
 KINDS = ("spiking", "analog")
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -89,7 +110,11 @@ def synaptic_ops(module: nn.Module, x: Tensor) -> int:
 
 def layer_counts(module: nn.Module, x: Tensor, y: Tensor, spiking: bool) -> tuple[int, int]:
     """(SOPs, MACs) of one call of ``module`` on input ``x`` giving ``y``: SOPs of the input's
-    non-zero entries when ``spiking``, else dense MACs."""
+    non-zero entries when ``spiking``, else dense MACs; a module with an ``energy_counts(module,
+    x, spiking)`` attribute counts itself (SOPs then include any plain accumulates)."""
+    custom = getattr(module, "energy_counts", None)  # a layer computed another way (the first matching conv)
+    if custom is not None:
+        return custom(module, x, spiking)
     if spiking:
         return synaptic_ops(module, x), 0
     return 0, multiply_accumulates(module, x, y)
@@ -124,10 +149,12 @@ class EnergyMeter:
         pj_per_ac: float = DEFAULT_PJ_PER_AC,
         pj_per_mac: float = DEFAULT_PJ_PER_MAC,
         kinds: Mapping[str, str] | None = None,
+        pj_per_access: float = DEFAULT_PJ_PER_ACCESS,
     ) -> None:
         self.model = model
         self.pj_per_ac = float(pj_per_ac)
         self.pj_per_mac = float(pj_per_mac)
+        self.pj_per_access = float(pj_per_access)
         self.kinds = dict(kinds or {})
         for kind in self.kinds.values():
             if kind not in KINDS:
@@ -153,6 +180,13 @@ class EnergyMeter:
             self.model(*inputs, **kwargs)
         functional = getattr(self.model, "functional_macs", None)
         return rec.report(frames, functional(*inputs, **kwargs) if functional is not None else {})
+
+    def ann_equivalent(self, *inputs: Any, **kwargs: Any) -> dict:
+        """The same network counted as an ANN: every layer dense (MACs by formula, whatever it
+        receives), the functions as before; the same report as :meth:`measure`."""
+        ann = EnergyMeter(self.model, pj_per_ac=self.pj_per_ac, pj_per_mac=self.pj_per_mac,
+                          kinds={"*": "analog"}, pj_per_access=self.pj_per_access)
+        return ann.measure(*inputs, **kwargs)
 
     @contextlib.contextmanager
     def recording(self, exclude: tuple[str, ...] = ()) -> Iterator["Recording"]:
@@ -198,8 +232,9 @@ class Recording:
             forced = self.meter._forced(name)
             spiking = is_spike_tensor(x) if forced is None else forced == "spiking"
             s = self.stats.setdefault(name, {"type": type(module).__name__, "kinds": set(), "calls": 0,
-                                             "elements": 0, "nonzero": 0, "sops": 0, "macs": 0})
+                                             "elements": 0, "nonzero": 0, "sops": 0, "macs": 0, "outputs": 0})
             s["calls"] += 1
+            s["outputs"] += y.numel()
             s["elements"] += x.numel()
             s["nonzero"] += int((x != 0).sum().item())
             s["kinds"].add("spiking" if spiking else "analog")
@@ -217,18 +252,27 @@ class Recording:
             kind = next(iter(s["kinds"])) if len(s["kinds"]) == 1 else "mixed"
             sops, macs = s["sops"] / frames, s["macs"] / frames
             rate = s["nonzero"] / s["elements"] if s["elements"] else 0.0
+            outputs = s["outputs"] / frames
+            # a mixed layer's neurons are counted as spiking ones, its outputs once more as writes
+            accesses = (ACCESSES_PER_SOP * sops + ACCESSES_PER_MAC * macs
+                        + (ACCESSES_PER_NEURON_STEP if kind != "analog" else 0) * outputs
+                        + (ACCESSES_PER_OUTPUT if kind != "spiking" else 0) * outputs)
             layers.append({"name": name, "type": s["type"], "kind": kind, "calls": s["calls"],
                            "input_spike_rate": rate if kind != "analog" else None,
-                           "sops": sops, "macs": macs, "energy_mj": mj(sops, macs)})
+                           "sops": sops, "macs": macs, "energy_mj": mj(sops, macs), "memory_accesses": accesses})
         for name, total in (functional or {}).items():
             macs = total / frames
             layers.append({"name": name, "type": "function", "kind": "analog", "calls": 1, "input_spike_rate": None,
-                           "sops": 0.0, "macs": macs, "energy_mj": mj(0.0, macs)})
+                           "sops": 0.0, "macs": macs, "energy_mj": mj(0.0, macs),
+                           "memory_accesses": ACCESSES_PER_MAC * macs})
         sops = sum(layer["sops"] for layer in layers)
         macs = sum(layer["macs"] for layer in layers)
+        accesses = sum(layer["memory_accesses"] for layer in layers)
         return {"sops": sops, "macs": macs, "energy_mj": mj(sops, macs), "energy_ac_mj": mj(sops, 0.0),
-                "energy_mac_mj": mj(0.0, macs), "frames": frames, "pj_per_ac": self.meter.pj_per_ac,
-                "pj_per_mac": self.meter.pj_per_mac, "layers": layers}
+                "energy_mac_mj": mj(0.0, macs), "memory_accesses": accesses,
+                "energy_memory_mj": mj(sops, macs) + accesses * self.meter.pj_per_access * 1e-9,
+                "frames": frames, "pj_per_ac": self.meter.pj_per_ac, "pj_per_mac": self.meter.pj_per_mac,
+                "pj_per_access": self.meter.pj_per_access, "layers": layers}
 
 
 def format_energy_table(result: Mapping[str, Any]) -> str:
