@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "search": ("apps.search", "search an architecture (SpikeDHS supernet, bi-level)"),
     "train": ("apps.train", "train a spiking stereo network from a run config"),
     "evaluate": ("apps.evaluate", "score a model with the MVSEC metrics, beside SGBM"),
+    "pareto": ("apps.pareto", "compare evaluated networks: error vs energy vs CPU time"),
     "adapt": ("apps.adapt", "fine-tune a model on your own rig's recordings, without ground truth"),
     "live": ("apps.live_depth", "live depth from a recorded event file (windows or headless)"),
     "view": ("apps.view_cloud", "look at a PLY point cloud (window or PNG)"),

@@ -70,3 +70,21 @@ def test_cache_path_is_the_one_name(random_recording, tmp_path):
     assert prepared.cache_path(tmp_path, random_recording, spec, frames) == name  # frames given: no change
     assert prepared.cache_path(tmp_path, random_recording, spec, with_right_gt=True) != name
     assert prepared.cache_path(tmp_path, random_recording, spec, frames[1:]) != name
+
+
+def test_two_runs_preparing_the_same_cache_at_once_take_turns(random_recording, tmp_path):
+    """Two trainings started together on one cache folder once wrote the same partial file at
+    once and both failed; now the second waits and reuses the first's cache."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cache_dir = tmp_path / "cache"
+    argv = [sys.executable, "-m", "data_tools.prepare", str(random_recording), "--out", str(cache_dir), *ARGS, "-q"]
+    procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert all(rc == 0 for _, _, rc in results), [err[-500:] for _, err, _ in results]
+    (cache,) = cache_dir.iterdir()
+    assert cache.suffix == ".h5" and not cache.name.startswith(".")

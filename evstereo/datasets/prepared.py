@@ -8,17 +8,20 @@ bool, optional ``disparity_right``/``valid_right``, ``frames`` and ``t_us``. The
 filled under a ``.partial`` name whose ``done`` attribute counts finished frames, so an
 interrupted (or killed) run resumes where it stopped; the final name appears only when every
 frame is written. A partial or finished file that is damaged (cut short, unreadable) is
-detected and rebuilt, never reused or crashed on.
+detected and rebuilt, never reused or crashed on. Runs that share the cache folder prepare
+one recording at a time (an advisory lock on the folder), so the second reuses the first's file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -110,6 +113,23 @@ def cache_state(path: Path, key: str, n: int, right_gt: bool) -> tuple[str, int]
         return "damaged", 0
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on the folder itself (no lock file left behind; released
+    when the process ends, however it ends). Without fcntl (Windows) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: SampleSpec,
                       frames: np.ndarray | None = None, with_right_gt: bool = False, progress: bool = True) -> Path:
     """Write the cache for ``source`` to ``out`` (resuming a ``.partial`` file if one matches).
@@ -122,7 +142,9 @@ def prepare_recording(source: str | os.PathLike, out: str | os.PathLike, spec: S
     out = Path(out)
     check_writable(out)
     partial = out.with_name(f".{out.name}.partial")
-    with open_recording(source) as rec:
+    # two runs sharing a cache folder (two trainings started together) take turns: the second
+    # finds the first's finished cache instead of writing the same partial file at once
+    with _folder_lock(out.parent), open_recording(source) as rec:
         if not rec.has_gt:
             raise InputError(source, "has no ground truth to prepare training samples from")
         rec.check_stereo()  # stereo samples from one camera would teach nothing
