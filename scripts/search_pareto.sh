@@ -3,16 +3,18 @@
 # of configs/search/budget.yaml without a budget and at each budget given (mJ per 260x346
 # frame), retrain every decoded genotype and the hand-picked fast.yaml cells at the same widths
 # (configs/train/search_retrain.yaml), evaluate each on the held-out seed-901 recording and
-# draw the Pareto plot. Usage: sh scripts/search_pareto.sh [BUDGET ...]   (default: 0.3 0.25)
+# draw the Pareto plot. Usage: sh scripts/search_pareto.sh [BUDGET ...]   (default: 0.3 0.22 0.16)
 # The randomised recordings come from configs/train/shipped_mixed.yaml's data.generate.
 set -e
 PY=${PY:-.venv/bin/python}
-BUDGETS=${*:-0.3 0.25}
+BUDGETS=${*:-0.3 0.22 0.16}
 [ -f data/synth/test901_data.hdf5 ] || $PY -m data_tools.synth --out data/synth --name test901 --seconds 6 --seed 901
 $PY - <<'PYEOF'
+import os
 import yaml
 from evstereo.training.runner import generate_recordings
 generate_recordings(yaml.safe_load(open("configs/train/shipped_mixed.yaml"))["data"]["generate"])
+os.makedirs("runs", exist_ok=True)
 yaml.safe_dump(yaml.safe_load(open("configs/model/fast.yaml"))["genotype"], open("runs/fast_genotype.yaml", "w"))
 PYEOF
 points=""
@@ -28,4 +30,4 @@ for p in $points fast_cells=runs/fast_genotype.yaml; do
       --out runs/retrain_$name/test901.json -q
 done
 $PY -m apps.pareto $(for p in $points fast_cells=x; do n=${p%%=*}; echo "$n=runs/retrain_$n/test901.json"; done) \
-    --out runs/search_pareto.png --title "searched at budgets vs the hand-picked cells (seed 901, retrained 2 x 150 batches)"
+    --out docs/images/search_pareto.png --title "searched at budgets (mJ/frame) vs the hand-picked cells, widths 2, seed 901, retrained 2 x 150 batches"
