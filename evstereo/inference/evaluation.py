@@ -217,28 +217,21 @@ def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float |
                 yield str(path), rec.fB, make_sample(rec, int(i), spec)
 
 
-def streamed_energy(meter: EnergyMeter, model: torch.nn.Module, left: Tensor, right: Tensor) -> dict:
-    """``meter``'s report for one frame; for a stateful network's context input, the report of
-    its last window after the earlier ones were streamed (one output's energy when streaming)."""
+def streamed_energy(measure: Callable[[Tensor, Tensor], dict], model: torch.nn.Module, left: Tensor,
+                    right: Tensor) -> dict:
+    """``measure``'s report for one frame (``EnergyMeter.measure`` or ``.ann_equivalent``); for
+    a stateful network's context input, the report of its last window after the earlier ones
+    were streamed (one output's energy when streaming)."""
     reports = []
-    streamed(model, left, right, lambda l, r: reports.append(meter.measure(l, r)))
+    streamed(model, left, right, lambda l, r: reports.append(measure(l, r)))
     return reports[0]
-
-
-class _AnnMeter:
-    """``measure`` is the meter's ANN-equivalent count (for ``streamed_energy``)."""
-
-    def __init__(self, meter: EnergyMeter) -> None:
-        self.meter = meter
-
-    def measure(self, *inputs: Tensor) -> dict:
-        return self.meter.ann_equivalent(*inputs)
 
 
 def energy_summary(reports: list[dict]) -> dict:
     """Means over frames of ``EnergyMeter`` reports: ``sops``, ``macs``, ``energy_mj``,
-    ``energy_memory_mj`` (with memory accesses), ``frames_measured``, and ``layers`` (each layer's or function's mean energy, its share of
-    the total and its mean input spike rate; None for analog parts)."""
+    ``energy_memory_mj`` (with memory accesses), ``frames_measured``, and ``layers`` (each
+    layer's or function's mean energy, its share of the total and its mean input spike rate;
+    None for analog parts)."""
     out = {k: float(np.mean([e[k] for e in reports])) for k in ("sops", "macs", "energy_mj", "energy_memory_mj")}
     out["frames_measured"] = len(reports)
     layers: dict[str, dict] = {}
@@ -294,9 +287,10 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
                 sc.update(pred, conf, s["disparity"], s["valid"], fB)
             if meter is not None and (energy_frames is None or k < energy_frames):
                 # a stateful network: its last window's, after the earlier ones were streamed
-                energies.append(streamed_energy(meter, model, *predictor.network_input(left, right)))
+                inputs = predictor.network_input(left, right)
+                energies.append(streamed_energy(meter.measure, model, *inputs))
                 if ann is None:  # dense counts do not depend on the input: once is enough
-                    ann = streamed_energy(_AnnMeter(meter), model, *predictor.network_input(left, right))
+                    ann = streamed_energy(meter.ann_equivalent, model, *inputs)
             if on_frame is not None:
                 on_frame(EvalFrame(path, int(s["index"]), int(s["t_us"]), pred, s, conf, predictor.scale))
             bar.update()

@@ -122,7 +122,7 @@ def volume_free_counts(conv: torch.nn.Conv3d, volume: torch.Tensor, spiking: boo
     cols = min(4 * p, w)
     adds = n * o * h * w * 2 * (k - 1) + n * o * dd * h * w
     if spiking:
-        plane = torch.nn.Conv2d(c, k * o, k, padding=p, bias=False)
+        plane = torch.nn.Conv2d(c, k * o, k, padding=p, bias=False, device="meta")  # its shape only
         taps = sum(synaptic_ops(plane, x) for x in (volume[:, :c, 0], volume[:, c:, 0]))
         return taps + adds + round(synaptic_ops(conv, volume) * cols / w), 0
     return adds, 2 * n * h * w * k * o * c * k * k + n * o * dd * h * cols * c2 * k ** 3

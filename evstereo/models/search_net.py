@@ -4,7 +4,8 @@ Built by the same :class:`~evstereo.models.stereo_net.StereoBase` as the derived
 :class:`~evstereo.models.stereo_net.StereoNet` (same config, neurons, stems, cost volume,
 padding and heads); only the cells differ. ``arch_parameters()`` are the alphas and betas
 (architecture), ``weight_parameters()`` the rest; ``energy_probe`` gives the differentiable
-expected energy of the decoded network (the cost constraint) and ``genotype()`` decodes the current architecture (docs/method.md §3).
+energy of the decoded network (the cost constraint) and ``genotype()`` decodes the current
+architecture (docs/method.md §3).
 """
 
 from __future__ import annotations
