@@ -104,8 +104,9 @@ class _MetricsMixin:
             self.log("val/macs_g", float(self._energy["macs"]) / 1e9, sync_dist=True)
 
 
-# the NetConfig keys that change how a network runs in time, not its weights
-TEMPORAL_KEYS = ("stateful", "context_windows", "window_us")
+# the NetConfig keys that change how a network runs in time, not its weights (the decays are
+# per neuron type, not per step, so a T = 1 network may start a T = 5 one)
+TEMPORAL_KEYS = ("stateful", "context_windows", "window_us", "time_steps")
 
 
 def _weights_config(config: NetConfig) -> dict:
@@ -140,7 +141,8 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
     def _start_from(self, path: str) -> None:
         """Fine-tuning: the weights of an evstereo checkpoint (read as data) whose network is
         this one (same config and genotype, except how it runs in time: ``TEMPORAL_KEYS``, so
-        a stateless network may start a streaming one); a resumed run then replaces them."""
+        a stateless network may start a streaming one or one of more steps per window); a
+        resumed run then replaces them."""
         from evstereo.models import load_checkpoint
 
         other = load_checkpoint(path)
