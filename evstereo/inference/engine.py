@@ -38,6 +38,7 @@ from evstereo.events.input_spec import InputSpec
 from evstereo.geometry import disparity_to_depth
 from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, Predictor, is_stateful
 from evstereo.inference.readout import FusedReadoutNet
+from evstereo.snn.layers import folded_for_inference
 
 STAGES = ("read", "represent", "model", "post")
 
@@ -137,11 +138,12 @@ class StreamingEngine:
         # a stateful network streams with its membranes carried, reset wherever the windows are not contiguous
         self._stateful = is_stateful(model)
         self._last_end: int | None = None
+        if isinstance(model, torch.nn.Module):
+            model = folded_for_inference(model.to(self.device))  # a copy: the caller's model is kept
         if self._stateful:
             model.streaming(True)
             self._net = model
         if isinstance(model, torch.nn.Module):
-            model = model.to(self.device).eval()
             if not self.config.compile and self.config.fused_readout and self.device.type == "cpu" \
                     and hasattr(model, "coarse_cost"):
                 model = FusedReadoutNet(model)

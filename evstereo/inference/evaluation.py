@@ -47,6 +47,7 @@ from evstereo.inference.engine import Model
 from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor, streamed
 from evstereo.metrics import MetricAccumulator, coverage
 from evstereo.snn import EnergyMeter
+from evstereo.snn.layers import folded_for_inference
 
 Items = list[tuple[Path, "np.ndarray | None"]]
 
@@ -266,9 +267,9 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     energies: list[dict] = []
     ann: dict | None = None
     times: list[float] = []
-    meter = EnergyMeter(model) if isinstance(model, torch.nn.Module) and any(True for _ in model.parameters()) else None
     if isinstance(model, torch.nn.Module):
-        model = model.to(device).eval()
+        model = folded_for_inference(model.to(device))  # a copy: the caller's model is kept
+    meter = EnergyMeter(model) if isinstance(model, torch.nn.Module) and any(True for _ in model.parameters()) else None
     total = sum(len(frames) for _, frames in plan)
     with torch.no_grad(), tqdm(total=total, desc=progress, unit="frame", disable=progress is None,
                                dynamic_ncols=True) as bar:

@@ -223,3 +223,46 @@ def _named_neurons(model: nn.Module) -> list[tuple[tuple[str, ...], LIF]]:
     owner = {id(m.neuron): n for n, m in model.named_modules() if isinstance(m, SpikingLayer)}
     return [((n, owner[id(m)]) if id(m) in owner else (n,), m)
             for n, m in model.named_modules() if isinstance(m, LIF)]
+
+
+def _fold_pair(conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    """Fold ``bn``'s running statistics and affine parameters into ``conv``'s weight and bias."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter((conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))).detach())
+    conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + shift).detach())
+
+
+def folded_for_inference(model: nn.Module) -> nn.Module:
+    """An evaluation-mode copy of ``model`` in which every BatchNorm that directly follows a
+    convolution in a ``Sequential`` (the synapse of :class:`SpikingConv`) is folded into that
+    convolution's weight and bias: the same outputs (to float rounding) without a normalisation
+    pass per layer (about a fifth of the fast network's CPU time). The module names of the
+    convolutions are kept, so the energy meter counts the copy exactly as the original. ``model``
+    itself is not changed (it may go on training); a model with nothing to fold (SGBM) is
+    returned as it is, in evaluation mode."""
+    if not _foldable_pairs(model):
+        return model.eval()
+    copy_ = copy.deepcopy(model).eval()
+    for seq, conv_name, bn_name in _foldable_pairs(copy_):
+        _fold_pair(seq._modules[conv_name], seq._modules[bn_name])
+        del seq._modules[bn_name]
+    return copy_
+
+
+def _foldable_pairs(model: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
+    """(sequential, conv name, BN name) for each BatchNorm with running statistics right after a
+    convolution, last first in each Sequential (so deleting one keeps the others' names)."""
+    pairs = []
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for i in range(len(names) - 1, 0, -1):
+            conv, bn = seq._modules[names[i - 1]], seq._modules[names[i]]
+            if (isinstance(conv, nn.modules.conv._ConvNd) and not isinstance(conv, nn.modules.conv._ConvTransposeNd)
+                    and isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.track_running_stats
+                    and bn.running_mean is not None and bn.num_features == conv.out_channels):
+                pairs.append((seq, names[i - 1], names[i]))
+    return pairs
