@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,3 +49,17 @@ def test_folding_uses_the_running_statistics_and_affine_parameters():
     assert [type(m) for m in folded] == [nn.Conv3d, nn.ReLU]
     assert torch.allclose(block(x), folded(x), atol=1e-5)
     assert block.training is False and _batchnorms(block) == 1
+
+
+def test_the_streaming_engine_runs_a_folded_copy_and_keeps_the_callers_network(random_recording):
+    from evstereo.inference import EngineConfig, StreamingEngine
+    from evstereo.recordings import open_recording
+
+    net = load_checkpoint(shipped_checkpoint())
+    n_bn = _batchnorms(net)
+    with open_recording(random_recording) as rec:
+        engine = StreamingEngine(rec, net, EngineConfig(max_speed=True, max_frames=1, scale=1.0))
+        assert _batchnorms(engine.model) == 0
+        frames = list(engine.frames())
+    assert _batchnorms(net) == n_bn
+    assert len(frames) == 1 and np.isfinite(frames[0].disparity).any()
