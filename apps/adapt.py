@@ -128,7 +128,7 @@ def adapt(args: argparse.Namespace) -> int:
     net = load_checkpoint(ckpt)
     with config_section(cfg, "data"):
         dm = UnlabelledDataModule(args.data, net.input_spec.as_dict(), nominal_hw=getattr(net, "nominal_size", None),
-                                  progress=not quiet, **(cfg.get("data") or {}))
+                                  progress=not quiet, max_disparity=net.max_disparity, **(cfg.get("data") or {}))
     ds = dm.dataset
     if not quiet:
         at = ", ".join(sorted({f"input scale {s:g} ({h}x{w})" for s, (h, w) in zip(ds.scales, ds.sizes)}))

@@ -297,21 +297,39 @@ NOMINAL_HW = (260, 346)  # the DAVIS346 / MVSEC resolution the networks are trai
 NOMINAL_FB = 19.9418  # px*m: the MVSEC indoor_flying rig's f*B (its P_right[0, 3])
 SCALE_STEP = 0.25  # automatic scales are multiples of this, so nearby sensor sizes share one
 SCALE_RANGE = (0.25, 4.0)
+EVENT_SCALE_STEP = 0.05  # the events' cap moves with whole pixels of disparity: a finer grid than the rules'
+
+
+def auto_scale_and_rule(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW,
+                        fB: float | None = None, disparity: float | None = None,
+                        max_disparity: float | None = None) -> tuple[float, str]:
+    """The automatic factor (see evstereo.datasets.scaling) and the rule that chose it, within
+    SCALE_RANGE. "calibration": NOMINAL_FB / fB when ``fB`` is known and positive (a multiple of
+    SCALE_STEP: 1.0 for the MVSEC rig). Else "sensor size": the factor that brings a ``height`` x
+    ``width`` sensor to the nominal pixel count (a multiple of SCALE_STEP), unless the
+    recording's typical disparity from its events (``disparity``, px) would then pass half of
+    the network's ``max_disparity``: "events" caps the factor there (a multiple of
+    EVENT_SCALE_STEP, rounded down), leaving the other half for nearer objects."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"sensor size must be positive, not {height}x{width}")
+
+    def within(s: float, step: float, down: bool = False) -> float:
+        s = (math.floor(s / step + 1e-9) if down else round(s / step)) * step
+        return float(min(max(round(s, 6), SCALE_RANGE[0]), SCALE_RANGE[1]))
+
+    if fB is not None and math.isfinite(fB) and fB > 0:
+        return within(NOMINAL_FB / fB, SCALE_STEP), "calibration"
+    s = within(math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width)), SCALE_STEP)
+    known = [v is not None and math.isfinite(v) and v > 0 for v in (disparity, max_disparity)]
+    if all(known) and s * disparity > max_disparity / 2:
+        return within(max_disparity / 2 / disparity, EVENT_SCALE_STEP, down=True), "events"
+    return s, "sensor size"
 
 
 def auto_scale(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW,
-               fB: float | None = None) -> float:
-    """The automatic factor (see evstereo.datasets.scaling): NOMINAL_FB / fB when ``fB`` is known and
-    positive, else the one that brings a ``height`` x ``width`` sensor to the nominal pixel
-    count; rounded to a multiple of SCALE_STEP within SCALE_RANGE (1.0 for the MVSEC rig)."""
-    if height <= 0 or width <= 0:
-        raise ValueError(f"sensor size must be positive, not {height}x{width}")
-    if fB is not None and math.isfinite(fB) and fB > 0:
-        s = NOMINAL_FB / fB
-    else:
-        s = math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width))
-    s = round(s / SCALE_STEP) * SCALE_STEP
-    return float(min(max(s, SCALE_RANGE[0]), SCALE_RANGE[1]))
+               fB: float | None = None, disparity: float | None = None, max_disparity: float | None = None) -> float:
+    """The automatic factor of ``auto_scale_and_rule``."""
+    return auto_scale_and_rule(height, width, nominal_hw, fB, disparity, max_disparity)[0]
 
 
 def depth_to_disparity(depth: np.ndarray, fB: float) -> np.ndarray:

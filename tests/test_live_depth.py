@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import DVS128_NPZ, ROOT
+from evstereo.geometry import auto_scale
 from evstereo.inference.prediction import Predictor
 from evstereo.recordings import open_recording
 from evstereo.live.outputs import HeadlessOutputs, frame_stem
@@ -334,11 +335,15 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     assert "no calibration" in r.stdout
     t = json.loads((out / "timings.json").read_text())
     assert t["status"] == "completed" and t["fB"] is None and t["metrics"] is None
-    # a 128x128 sensor: the network sees it at x2.25 (288x288), the outputs stay at 128x128
-    assert t["rule_scale"] == 2.25 and t["scale"] in [pytest.approx(2.25 * f) for f in Predictor.FIT_FACTORS]
+    # no calibration: the sensor-size rule's x2.25, capped by the events (about 26 px of disparity:
+    # x0.65); the outputs stay at 128x128
+    assert t["scale_rule"] == "events" and 18 <= t["typical_disparity"] <= 38
+    assert t["rule_scale"] == auto_scale(128, 128, disparity=t["typical_disparity"], max_disparity=36) < 1
+    assert t["scale"] in [pytest.approx(max(0.25, t["rule_scale"] * f)) for f in Predictor.FIT_FACTORS]
     side = round(128 * t["scale"])  # the fit on the first frames may lower it
     assert t["network_size"] == {"height": side, "width": side}
-    assert f"scale {t['scale']:g} (network input {side}x{side})" in r.stdout
+    assert (f"scale {t['scale']:g} (network input {side}x{side}; capped by the events: typical disparity "
+            f"{t['typical_disparity']:g} px)") in r.stdout
     n = t["frames_produced"]
     assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
     npys = sorted((out / "disparity_npy").glob("*.npy"))

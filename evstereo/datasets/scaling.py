@@ -11,7 +11,13 @@ trained at; the prediction is resampled back and divided by ``s``. The automatic
 * without one (a converted recording with no calibration), the pixel-count rule
   ``s = sqrt(260*346 / (H*W))``: a 128x128 DVS128 sees about 2.3x fewer pixels per degree
   than the DAVIS346, so for the same field of view and baseline its disparities and edges are
-  2.3x smaller (x2.25); a 640x480 camera's 1.8x larger (x0.5).
+  2.3x smaller (x2.25); a 640x480 camera's 1.8x larger (x0.5). Unless the events show it
+  wrong: where the recording's typical disparity D (``evstereo.recordings.shift``: where the
+  two cameras' event images correlate best, the median over windows across the recording)
+  would then pass half the network's ``max_disparity``, the factor is capped at
+  ``max_disparity / 2 / D``, leaving the other half for nearer objects. The real DVS128
+  pendulum, about 30 cm away, shows 18-38 px (D = 26): x2.25 put it at 40-85 px, past the
+  36 px the shipped network resolves, and it answered about 4 px everywhere; capped, x0.65.
 
 The same functions serve training (multi-scale augmentation: each recording at its automatic
 scale times a random factor) and inference (the automatic scale), so both see identical
@@ -22,12 +28,16 @@ resampled by nearest neighbour, so no invalid pixel leaks into a valid one.
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 # the rule itself is geometry (torch-free, so recordings can use it too); re-exported here
-from evstereo.geometry import NOMINAL_FB, NOMINAL_HW, SCALE_RANGE, SCALE_STEP, auto_scale  # noqa: F401
+from evstereo.geometry import (NOMINAL_FB, NOMINAL_HW, SCALE_RANGE, SCALE_STEP, auto_scale,  # noqa: F401
+                               auto_scale_and_rule)
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """Size of a ``height`` x ``width`` image resampled by ``scale`` (at least 1 x 1)."""
@@ -99,11 +109,26 @@ def parse_scale(text: str | float) -> str | float:
     return s
 
 
-def resolve_scale(option: str | float, height: int, width: int,
-                  nominal_hw: tuple[int, int] | None = None, fB: float | None = None) -> float:
-    """The factor for a ``height`` x ``width`` sensor of rig ``fB`` (None: unknown):
-    ``auto_scale`` towards ``nominal_hw`` (None: NOMINAL_HW) for "auto", else the given factor."""
+def resolve_scale_and_rule(option: str | float, height: int, width: int,
+                           nominal_hw: tuple[int, int] | None = None, fB: float | None = None,
+                           disparity: Callable[[], float | None] | None = None,
+                           max_disparity: float | None = None) -> tuple[float, str]:
+    """The factor for a ``height`` x ``width`` sensor of rig ``fB`` (None: unknown), and which rule
+    chose it: ``auto_scale_and_rule`` towards ``nominal_hw`` (None: NOMINAL_HW) for "auto", else
+    the given factor ("fixed"). ``disparity``: gives the recording's typical disparity from its
+    events (e.g. ``Recording.typical_disparity``), called only when "auto" has no ``fB`` and
+    ``max_disparity`` (the network's) is known."""
     option = parse_scale(option)
-    if option == "auto":
-        return auto_scale(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW, fB)
-    return float(option)
+    if option != "auto":
+        return float(option), "fixed"
+    calibrated = fB is not None and math.isfinite(fB) and fB > 0
+    typical = disparity() if disparity is not None and max_disparity and not calibrated else None
+    return auto_scale_and_rule(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW, fB, typical,
+                               max_disparity)
+
+
+def resolve_scale(option: str | float, height: int, width: int, nominal_hw: tuple[int, int] | None = None,
+                  fB: float | None = None, disparity: Callable[[], float | None] | None = None,
+                  max_disparity: float | None = None) -> float:
+    """The factor of ``resolve_scale_and_rule``."""
+    return resolve_scale_and_rule(option, height, width, nominal_hw, fB, disparity, max_disparity)[0]

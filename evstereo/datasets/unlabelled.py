@@ -102,7 +102,8 @@ class UnlabelledDataset(Dataset):
 
     def __init__(self, paths: list[str | os.PathLike], spec: InputSpec, crop: tuple[int, int] | None = None,
                  stride_us: int | None = None, min_events: int = MIN_EVENTS, sigma: float = 1.5,
-                 scale: str | float = "auto", nominal_hw: tuple[int, int] | None = None, progress: bool = False):
+                 scale: str | float = "auto", nominal_hw: tuple[int, int] | None = None, progress: bool = False,
+                 max_disparity: float | None = None):
         if not paths:
             raise InputError(None, "no recording to adapt on")
         self.paths, self.spec, self.crop, self.sigma = [Path(p) for p in paths], spec, crop, float(sigma)
@@ -112,7 +113,8 @@ class UnlabelledDataset(Dataset):
         for i, path in enumerate(self.paths):
             with open_recording(path) as rec:
                 rec.check_stereo()
-                self.scales.append(resolve_scale(scale, rec.height, rec.width, nominal_hw, rec.fB))
+                self.scales.append(resolve_scale(scale, rec.height, rec.width, nominal_hw, rec.fB,
+                                                 rec.typical_disparity, max_disparity))
                 sizes.append(scaled_size(rec.height, rec.width, self.scales[-1]))
                 times = window_times(rec, spec, stride_us, min_events, progress)
             if not len(times):
@@ -182,14 +184,15 @@ class UnlabelledDataModule(L.LightningDataModule):
     ``spec``: the network's InputSpec fields; ``stride_ms``: time between window ends (default
     one window); ``sigma``: Gaussian blur of the event images in px (0: none); ``scale``: the
     input scale ("auto" or a factor), towards ``nominal_hw`` (the network's ``nominal_size``;
-    None: NOMINAL_HW). Bad values are ValueErrors naming the option, raised here; the
+    None: NOMINAL_HW) within the network's ``max_disparity`` (None: not capped). Bad values are ValueErrors naming the option, raised here; the
     recordings are scanned here too.
     """
 
     def __init__(self, recordings: list[str | os.PathLike], spec: dict, crop: list[int] | None = None,
                  batch_size: int = 2, num_workers: int = 0, steps_per_epoch: int | None = None,
                  stride_ms: float | None = None, min_events: int = MIN_EVENTS, sigma: float = 1.5,
-                 scale: str | float = "auto", nominal_hw: list[int] | None = None, progress: bool = True):
+                 scale: str | float = "auto", nominal_hw: list[int] | None = None, progress: bool = True,
+                 max_disparity: float | None = None):
         super().__init__()
         self.crop = _crop_size(crop)
         _positive("batch_size", batch_size)
@@ -206,11 +209,12 @@ class UnlabelledDataModule(L.LightningDataModule):
                                    "crop": None if self.crop is None else list(self.crop), "batch_size": batch_size,
                                    "num_workers": num_workers, "steps_per_epoch": steps_per_epoch,
                                    "stride_ms": stride_ms, "min_events": min_events, "sigma": sigma,
-                                   "scale": scale, "nominal_hw": None if nominal_hw is None else list(nominal_hw)})
+                                   "scale": scale, "nominal_hw": None if nominal_hw is None else list(nominal_hw),
+                                   "max_disparity": max_disparity})
         self.batch_size, self.num_workers, self.steps_per_epoch = batch_size, num_workers, steps_per_epoch
         stride_us = None if stride_ms is None else max(int(round(stride_ms * 1000)), 1)
         self.dataset = UnlabelledDataset(recordings, InputSpec(**spec), self.crop, stride_us, min_events, sigma, scale,
-                                         None if nominal_hw is None else tuple(nominal_hw), progress)
+                                         None if nominal_hw is None else tuple(nominal_hw), progress, max_disparity)
 
     def train_dataloader(self) -> DataLoader:
         n = None if self.steps_per_epoch is None else self.steps_per_epoch * self.batch_size

@@ -149,7 +149,8 @@ class StreamingEngine:
                 model = FusedReadoutNet(model)
         self.model = model
         self.predictor = Predictor(model, recording.height, recording.width, self.config.scale,
-                                   self.config.event_radius, compile=self.config.compile, fB=recording.fB)
+                                   self.config.event_radius, compile=self.config.compile, fB=recording.fB,
+                                   disparity=recording.typical_disparity)
         self.stats = EngineStats()
         self.schedule = self._schedule()
         self._warm = False

@@ -210,12 +210,12 @@ def plan_frames(items: Items, spec: SampleSpec, max_frames: int | None = None) -
     return plan
 
 
-def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, float | None, dict]]:
-    """(recording path, fB, sample) for every frame of a ``plan_frames`` plan, in order."""
+def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, Recording, dict]]:
+    """(recording path, the open recording, sample) for every frame of a ``plan_frames`` plan, in order."""
     for path, frames in plan:
         with open_recording(path) as rec:
             for i in frames:
-                yield str(path), rec.fB, make_sample(rec, int(i), spec)
+                yield str(path), rec, make_sample(rec, int(i), spec)
 
 
 def streamed_energy(measure: Callable[[Tensor, Tensor], dict], model: torch.nn.Module, left: Tensor,
@@ -273,10 +273,12 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     total = sum(len(frames) for _, frames in plan)
     with torch.no_grad(), tqdm(total=total, desc=progress, unit="frame", disable=progress is None,
                                dynamic_ncols=True) as bar:
-        for k, (path, fB, s) in enumerate(iterate_frames(plan, spec)):
+        for k, (path, rec, s) in enumerate(iterate_frames(plan, spec)):
+            fB = rec.fB
             if path not in per_recording:  # the scale follows each recording's sensor
                 h, w = s["left"].shape[-2:]
-                per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius, fB=fB))
+                per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius, fB=fB,
+                                                                         disparity=rec.typical_disparity))
             rec_scores, predictor = per_recording[path]
             left = torch.from_numpy(s["left"])[None].to(device)
             right = torch.from_numpy(s["right"])[None].to(device)
@@ -303,7 +305,8 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
         energy["ann_equivalent"] = {k: ann[k] for k in ("macs", "energy_mj", "energy_memory_mj")}
         energy["time_steps"] = int(getattr(model, "time_steps", 1))
     overall = scores.as_dict()
-    recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale,
+    recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale, "scale_rule": p.rule,
+                         "typical_disparity": p.typical_disparity,
                          "network_size": list(p.network_size),
                          **sc.as_dict()} for path, (sc, p) in per_recording.items()}
     return EvalResult({k: v for k, v in overall.items() if k != "confident"}, energy,

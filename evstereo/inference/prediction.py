@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evstereo.datasets.scaling import (SCALE_RANGE, parse_scale, resample_frames, resolve_scale, restore_disparity,
-                                       restore_map, scaled_size)
+from evstereo.datasets.scaling import (SCALE_RANGE, parse_scale, resample_frames, resolve_scale_and_rule,
+                                       restore_disparity, restore_map, scaled_size)
 from evstereo.errors import InputError
 from evstereo.models.photometric import activity_image, photometric_loss
 
@@ -105,13 +105,23 @@ class WithConfidence(nn.Module):
         return disparity, torch.ones_like(disparity)
 
 
-def model_scale(model: object, option: str | float, height: int, width: int, fB: float | None = None) -> float:
+def model_scale_and_rule(model: object, option: str | float, height: int, width: int, fB: float | None = None,
+                         disparity: Callable[[], float | None] | None = None) -> tuple[float, str]:
     """The input scale ``model`` runs at on a ``height`` x ``width`` sensor of rig ``fB`` (None:
-    unknown) for ``option`` ("auto" or a factor): 1 for ``native_resolution`` models, else
-    ``resolve_scale`` towards the model's ``nominal_size`` (None or missing: NOMINAL_HW)."""
+    unknown) for ``option`` ("auto" or a factor), and the rule that chose it: 1 ("fixed") for
+    ``native_resolution`` models, else ``resolve_scale_and_rule`` towards the model's
+    ``nominal_size`` (None or missing: NOMINAL_HW), within its ``max_disparity``, with the
+    recording's typical disparity from ``disparity()`` where there is no ``fB``."""
     if getattr(model, "native_resolution", False):
-        return 1.0
-    return resolve_scale(option, height, width, getattr(model, "nominal_size", None), fB)
+        return 1.0, "fixed"
+    return resolve_scale_and_rule(option, height, width, getattr(model, "nominal_size", None), fB, disparity,
+                                  getattr(model, "max_disparity", None))
+
+
+def model_scale(model: object, option: str | float, height: int, width: int, fB: float | None = None,
+                disparity: Callable[[], float | None] | None = None) -> float:
+    """The input scale of ``model_scale_and_rule``."""
+    return model_scale_and_rule(model, option, height, width, fB, disparity)[0]
 
 
 def _disc(radius: float) -> np.ndarray:
@@ -164,11 +174,21 @@ class Predictor:
 
     def __init__(self, model: Callable[[Tensor, Tensor], Tensor], height: int, width: int,
                  scale: str | float = "auto", event_radius: float = DEFAULT_EVENT_RADIUS,
-                 compile: bool = False, fB: float | None = None) -> None:
+                 compile: bool = False, fB: float | None = None,
+                 disparity: Callable[[], float | None] | None = None) -> None:
         self.model = model
         self.size = (int(height), int(width))
-        self._set_scale(model_scale(model, scale, height, width, fB))
+        typical: list[float | None] = []  # what disparity() gave, if the rule asked
+
+        def asked() -> float | None:
+            typical.append(disparity() if disparity is not None else None)
+            return typical[-1]
+
+        scale_, self.rule = model_scale_and_rule(model, scale, height, width, fB, asked)
+        self._set_scale(scale_)
         self.rule_scale = self.scale  # before the fit
+        # which rule chose rule_scale: "calibration", "sensor size", "events" (the cap) or "fixed"
+        self.typical_disparity = typical[-1] if typical else None
         self.event_radius = float(event_radius)
         fits = parse_scale(scale) == "auto" and not getattr(model, "native_resolution", False)
         # the rule's factor first (FIT_FACTORS[0] == 1): _fit keeps it unless another is clearly better

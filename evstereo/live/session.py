@@ -323,6 +323,8 @@ class LiveSession:
             "sensor": {"height": self.rec.height, "width": self.rec.width},
             "scale": self.engine.scale,  # the input scale used (scale_option: what was asked for)
             "rule_scale": self.engine.predictor.rule_scale,  # "auto"'s rule, before its fit on the first frames
+            "scale_rule": self.engine.predictor.rule,  # calibration, events, sensor size or fixed
+            "typical_disparity": self.engine.predictor.typical_disparity,  # px, from the events (events rule)
             "scale_option": self.options.scale,
             "network_size": {"height": self.engine.network_size[0], "width": self.engine.network_size[1]},
             "min_confidence": self.options.min_confidence,
@@ -433,7 +435,10 @@ def format_summary(report: dict, paths: dict) -> str:
     if r.get("scale") is not None:
         n = r["network_size"]
         share = r["confident_share"]["p50"]
-        lines.append(f"  scale {r['scale']:g} (network input {n['width']}x{n['height']})"
+        rule = r.get("scale_rule")
+        why = (f"; capped by the events: typical disparity {r['typical_disparity']:g} px" if rule == "events"
+               else f"; rule: {rule}" if rule and rule != "fixed" else "")
+        lines.append(f"  scale {r['scale']:g} (network input {n['width']}x{n['height']}{why})"
                      + ("" if share is None else f"; confident pixels (confidence >= {r['min_confidence']:g}) "
                         f"p50 {100 * share:.0f} % of each frame" + (", all shown" if r["show_all"] else "")))
     m = r.get("metrics")

@@ -18,6 +18,7 @@ from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import DEFAULT_WINDOW_US
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
+from evstereo.recordings.shift import best_shift, event_image, shift_scores, typical_disparity
 
 # MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (docs/method.md §6.2).
 MVSEC_MAX_VALID_DISPARITY = 36.3
@@ -184,8 +185,6 @@ class Recording(abc.ABC):
         a clear negative shift means left and right are swapped. ``score`` is the normalised
         correlation of the two event images at that shift; ``clear`` says it stands out.
         """
-        import cv2
-
         if self.empty_cameras():
             return None
         (a0, a1), (b0, b1) = self.time_range("left"), self.time_range("right")
@@ -193,27 +192,18 @@ class Recording(abc.ABC):
         if hi - lo < window_us:
             return None
         t1 = (lo + hi) // 2 + window_us // 2
-        imgs = []
-        for c in CAMERAS:
-            ev = self.events(c, t1 - window_us, t1)
-            img = np.zeros((self.height, self.width), np.float32)
-            np.add.at(img, (ev.y.astype(np.intp), ev.x.astype(np.intp)), 1.0)
-            imgs.append(cv2.GaussianBlur(img, (0, 0), 1.5))
-        left, right = imgs
+        left, right = (event_image(self, c, t1 - window_us, t1, clip=np.inf) for c in CAMERAS)
         if left.max() == 0 or right.max() == 0:
             return None
-        scores = {}
-        m = min(max_shift, self.width // 4)
-        for s in range(-m, m + 1):
-            a = left[:, m:self.width - m]
-            b = right[:, m - s:self.width - m - s]
-            a, b = a - a.mean(), b - b.mean()
-            den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-            scores[s] = float((a * b).sum() / den) if den > 0 else 0.0
-        best = max(scores, key=scores.get)
-        values = np.array(list(scores.values()))
-        clear = scores[best] > 0.2 and scores[best] - float(np.median(values)) > 0.1 and abs(best) < m
-        return {"shift_px": int(best), "score": round(scores[best], 3), "clear": bool(clear)}
+        return best_shift(shift_scores(left, right, min(max_shift, self.width // 4)))
+
+    def typical_disparity(self) -> float | None:
+        """The recording's typical disparity in px, from its events alone (the median clear shift
+        between the two cameras' event images over windows across the recording,
+        ``evstereo.recordings.shift``), or None when the events do not show one. Computed once."""
+        if not hasattr(self, "_typical_disparity"):
+            self._typical_disparity = typical_disparity(self)
+        return self._typical_disparity
 
     def summary(self) -> dict:
         """Facts for `data_tools.inspect`: sensor, duration, events and rates, GT, calibration, warnings."""
