@@ -91,7 +91,7 @@ def test_the_network_follows_the_real_pendulum_at_the_scale_its_events_give(pend
         error, predictor = _distance_from_reference(rec, "auto")
         expected = auto_scale(128, 128, disparity=rec.typical_disparity(), max_disparity=36)
         assert predictor.rule == "events" and predictor.rule_scale == expected
-        assert predictor.scale <= predictor.rule_scale < 1  # shrunk, where the sensor-size rule grew it x2.25
+        assert predictor.scale == predictor.rule_scale < 1  # shrunk (no fit: the events chose it), not x2.25
         assert error < 5.0, error
         old_error, _ = _distance_from_reference(rec, 2.25)  # the sensor-size rule's factor
         assert old_error > 12.0, old_error

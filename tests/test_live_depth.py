@@ -19,7 +19,6 @@ import pytest
 
 from conftest import DVS128_NPZ, ROOT
 from evstereo.geometry import auto_scale
-from evstereo.inference.prediction import Predictor
 from evstereo.recordings import open_recording
 from evstereo.live.outputs import HeadlessOutputs, frame_stem
 from evstereo.runtime import keep_freed_memory
@@ -339,8 +338,8 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     # x0.65); the outputs stay at 128x128
     assert t["scale_rule"] == "events" and 18 <= t["typical_disparity"] <= 38
     assert t["rule_scale"] == auto_scale(128, 128, disparity=t["typical_disparity"], max_disparity=36) < 1
-    assert t["scale"] in [pytest.approx(max(0.25, t["rule_scale"] * f)) for f in Predictor.FIT_FACTORS]
-    side = round(128 * t["scale"])  # the fit on the first frames may lower it
+    assert t["scale"] == t["rule_scale"]  # a factor the events capped is not fitted again
+    side = round(128 * t["scale"])
     assert t["network_size"] == {"height": side, "width": side}
     assert (f"scale {t['scale']:g} (network input {side}x{side}; capped by the events: typical disparity "
             f"{t['typical_disparity']:g} px)") in r.stdout

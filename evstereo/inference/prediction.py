@@ -156,9 +156,9 @@ class Predictor:
     ``scale`` is "auto" or a factor (see the module doc); ``self.scale`` is the factor used and
     ``self.network_size`` the (h, w) the network sees. ``compile``: torch.compile the model.
 
-    With "auto" the rule's factor (``self.rule_scale``) is checked on the first FIT_FRAMES
-    frames that have events: each is predicted at the rule's factor times each of
-    FIT_FACTORS, and the factor whose disparity best explains the two cameras' events (the
+    With "auto" the rule's factor (``self.rule_scale``), unless the events capped it
+    (``self.rule`` "events"), is checked on the first FIT_FRAMES frames that have events: each
+    is predicted at the rule's factor times each of FIT_FACTORS, and the factor whose disparity best explains the two cameras' events (the
     lowest photometric error of the right activity image warped into the left,
     :mod:`evstereo.models.photometric`, summed over those frames; the rule's factor unless
     another is lower by more than FIT_MARGIN of it) is kept from then on: a
@@ -190,7 +190,10 @@ class Predictor:
         # which rule chose rule_scale: "calibration", "sensor size", "events" (the cap) or "fixed"
         self.typical_disparity = typical[-1] if typical else None
         self.event_radius = float(event_radius)
-        fits = parse_scale(scale) == "auto" and not getattr(model, "native_resolution", False)
+        # the fit checks the sensor-size and calibration rules against the scene; a factor the
+        # events capped already comes from the scene's disparity (on the real pendulum the fit
+        # then lowered x0.65 to x0.33-0.44 and moved the prediction 1-1.5 px further from the bob's)
+        fits = self.rule in ("calibration", "sensor size")
         # the rule's factor first (FIT_FACTORS[0] == 1): _fit keeps it unless another is clearly better
         self._candidates = list(dict.fromkeys(max(SCALE_RANGE[0], self.scale * f) for f in self.FIT_FACTORS)) \
             if fits else []
