@@ -68,6 +68,8 @@ def main() -> int:
                     help="the converted pendulum (made from ../shared/data when missing)")
     ap.add_argument("--out", default="docs/images/real_pendulum_stereo.png", help="the picture to write")
     ap.add_argument("--scale", default="auto", help="the network's input scale (default auto)")
+    ap.add_argument("--score-from", type=float, default=0.0, metavar="S",
+                    help="score only the windows from S seconds on (e.g. after the part a network was adapted on)")
     args = ap.parse_args()
     rec_path = Path(args.recording)
     if not rec_path.exists():
@@ -93,7 +95,7 @@ def main() -> int:
         print(f"{rec_path}: {len(t)} windows, network input scale {predictor.scale:g} "
               f"(rule {predictor.rule}: x{predictor.rule_scale:g}, typical disparity {predictor.typical_disparity} px)")
         for name, s in series.items():
-            err = np.abs(s - ref)[np.isfinite(s) & np.isfinite(ref)]
+            err = np.abs(s - ref)[np.isfinite(s) & np.isfinite(ref) & (t >= args.score_from)]
             print(f"  {name}: |median at the events - the events' estimate| median {np.median(err):.2f} px, "
                   f"mean {np.mean(err):.2f} px over {len(err)} windows")
         # three windows in the first swings: bob far (smallest shift), middle, near (largest)
