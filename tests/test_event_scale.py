@@ -16,6 +16,7 @@ from evstereo.geometry import auto_scale, auto_scale_and_rule
 from evstereo.recordings import open_recording
 from evstereo.recordings.real_pair import write_pair
 from evstereo.recordings.shift import best_shift, event_image, shift_scores
+from evstereo.recordings.summary import format_summary
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,8 @@ def test_typical_disparity_of_real_events_with_a_known_disparity(pendulum, tmp_p
         assert rec.typical_disparity() == pytest.approx(12, abs=1)
     with open_recording(pendulum) as rec:
         assert rec.fB is None and 18 <= rec.typical_disparity() <= 38  # the bob's range
+        text = format_summary(rec.summary())  # data_tools.inspect shows it
+    assert f"disparity     typical {rec.typical_disparity():g} px" in text
 
 
 def _reference_shift(rec, t_us: int) -> int | None:

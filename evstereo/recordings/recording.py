@@ -226,6 +226,7 @@ class Recording(abc.ABC):
             "gt_rate_hz": float((len(gt) - 1) / ((gt[-1] - gt[0]) / 1e6)) if len(gt) > 1 and gt[-1] > gt[0] else 0.0,
             "warnings": self.warnings(),
             "stereo_shift": self.stereo_shift(),
+            "typical_disparity_px": self.typical_disparity(),
         }
         sh = out["stereo_shift"]
         if sh is not None and sh["clear"] and sh["shift_px"] < 0:

@@ -18,12 +18,17 @@ def format_summary(s: dict) -> str:
     sh = s.get("stereo_shift")
     if sh is not None:
         if sh["clear"]:
-            order = "as expected" if sh["shift_px"] > 0 else "left and right look SWAPPED"
+            order = ("as expected" if sh["shift_px"] > 0 else "almost no disparity (a far scene or a short baseline)"
+                     if sh["shift_px"] == 0 else "left and right look SWAPPED")
             lines.append(f"  stereo        left events match the right ones {sh['shift_px']:+d} px to the right "
                          f"(correlation {sh['score']:.2f}): {order}")
         else:
             lines.append(f"  stereo        no clear horizontal match between the cameras (best {sh['shift_px']:+d} px, "
                          f"correlation {sh['score']:.2f})")
+    if "typical_disparity_px" in s:
+        d = s["typical_disparity_px"]
+        lines.append(f"  disparity     typical {d:g} px (where the cameras' event images correlate best, 12 windows)"
+                     if d is not None else "  disparity     no typical value (no clear match in enough windows)")
     if s["gt_frames"]:
         lines.append(f"  ground truth  {s['gt_frames']} depth frames at {s['gt_rate_hz']:.1f} Hz")
     else:
