@@ -18,7 +18,7 @@ from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import DEFAULT_WINDOW_US
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
-from evstereo.recordings.shift import best_shift, event_image, shift_scores, typical_disparity
+from evstereo.recordings.shift import best_shift, common_span, event_image, shift_scores, typical_disparity
 
 # MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (docs/method.md §6.2).
 MVSEC_MAX_VALID_DISPARITY = 36.3
@@ -185,13 +185,10 @@ class Recording(abc.ABC):
         a clear negative shift means left and right are swapped. ``score`` is the normalised
         correlation of the two event images at that shift; ``clear`` says it stands out.
         """
-        if self.empty_cameras():
+        span = common_span(self, window_us)
+        if span is None:
             return None
-        (a0, a1), (b0, b1) = self.time_range("left"), self.time_range("right")
-        lo, hi = max(a0, b0), min(a1, b1)
-        if hi - lo < window_us:
-            return None
-        t1 = (lo + hi) // 2 + window_us // 2
+        t1 = (span[0] + span[1]) // 2 + window_us // 2
         left, right = (event_image(self, c, t1 - window_us, t1, clip=np.inf) for c in CAMERAS)
         if left.max() == 0 or right.max() == 0:
             return None

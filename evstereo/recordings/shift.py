@@ -70,18 +70,26 @@ def best_shift(scores: dict[int, float]) -> dict:
     return {"shift_px": int(best), "score": round(scores[best], 3), "clear": bool(clear)}
 
 
+def common_span(rec: "Recording", window_us: int) -> tuple[int, int] | None:
+    """(first, last) us of the time both cameras recorded, or None when a camera has no events
+    or that time is shorter than ``window_us``."""
+    if rec.empty_cameras():
+        return None
+    (a0, a1), (b0, b1) = rec.time_range("left"), rec.time_range("right")
+    lo, hi = max(a0, b0), min(a1, b1)
+    return (lo, hi) if hi - lo >= window_us else None
+
+
 def typical_disparity(rec: "Recording", windows: int = ESTIMATE_WINDOWS, window_us: int = ESTIMATE_WINDOW_US,
                       max_shift: int | None = None) -> float | None:
     """The median clear positive shift (px) over ``windows`` windows spread evenly across the time
     both cameras recorded; None when fewer than MIN_CLEAR_WINDOWS windows have a clear one (too
     few events, no texture, or the cameras swapped). Shifts from -1/16 to ``max_shift`` (default
     3/8) of the width are compared: a short negative side, enough to see a peak at 0."""
-    if rec.empty_cameras():
+    span = common_span(rec, window_us)
+    if span is None:
         return None
-    (a0, a1), (b0, b1) = rec.time_range("left"), rec.time_range("right")
-    lo, hi = max(a0, b0), min(a1, b1)
-    if hi - lo < window_us:
-        return None
+    lo, hi = span
     most = max_shift or max(2, rec.width * 3 // 8)
     least = -max(2, rec.width // 16)
     ends = np.linspace(lo + window_us, hi, windows).astype(np.int64)
