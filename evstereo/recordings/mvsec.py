@@ -39,9 +39,10 @@ def _open_h5(path: Path) -> h5py.File:
     if not path.exists():
         raise InputError(path, "file does not exist")
     try:
-        # HDF5's default 1 MB chunk cache: it holds a compressed event chunk (512 KB) that two
-        # windows share, while larger uncompressed chunks bypass it (caching them costs reads).
-        return h5py.File(path, "r")
+        # A 1 MB chunk cache: it holds a compressed event chunk (512 KB) that two windows share,
+        # while the larger uncompressed chunks (2 MB) bypass it. HDF5 2.0's default of 8 MB
+        # caches those too, and the extra copy made uncompressed window reads 1.6x slower (README).
+        return h5py.File(path, "r", rdcc_nbytes=1 << 20, rdcc_nslots=10007)
     except OSError:
         raise InputError(path, "is not a readable HDF5 file (truncated or corrupt?)") from None
 
