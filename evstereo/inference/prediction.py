@@ -3,8 +3,9 @@
 ``Predictor(model, height, width, scale)`` runs ``model`` on a sensor's event tensors
 [B, T, C, H, W]: it resamples them by the input scale (``evstereo.datasets.scaling``: "auto"
 brings the rig's disparities to the MVSEC rig's when f*B is known, else the sensor to the
-size the network is trained around, ``model.nominal_size`` or NOMINAL_HW; a number is that
-factor; 1 is off), runs the model, and brings the disparity (in
+size the network is trained around, ``model.nominal_size`` or NOMINAL_HW, no further than
+keeps the recording's typical disparity from its events within half ``model.max_disparity``;
+a number is that factor; 1 is off), runs the model, and brings the disparity (in
 the sensor's pixels) and the confidence back to H x W. Models with ``native_resolution`` (the
 SGBM baseline) always run at scale 1.
 
@@ -158,8 +159,8 @@ class Predictor:
 
     With "auto" the rule's factor (``self.rule_scale``), unless the events capped it
     (``self.rule`` "events"), is checked on the first FIT_FRAMES frames that have events: each
-    is predicted at the rule's factor times each of FIT_FACTORS, and the factor whose disparity best explains the two cameras' events (the
-    lowest photometric error of the right activity image warped into the left,
+    is predicted at the rule's factor times each of FIT_FACTORS, and the factor whose disparity
+    best explains the two cameras' events (the lowest photometric error of the right activity image warped into the left,
     :mod:`evstereo.models.photometric`, summed over those frames; the rule's factor unless
     another is lower by more than FIT_MARGIN of it) is kept from then on: a
     live stream and an evaluation see one scale per recording after its first frames. Why:
@@ -184,11 +185,11 @@ class Predictor:
             typical.append(disparity() if disparity is not None else None)
             return typical[-1]
 
-        scale_, self.rule = model_scale_and_rule(model, scale, height, width, fB, asked)
-        self._set_scale(scale_)
+        # rule: which one chose rule_scale, "calibration", "sensor size", "events" (the cap) or "fixed"
+        rule_scale, self.rule = model_scale_and_rule(model, scale, height, width, fB, asked)
+        self._set_scale(rule_scale)
         self.rule_scale = self.scale  # before the fit
-        # which rule chose rule_scale: "calibration", "sensor size", "events" (the cap) or "fixed"
-        self.typical_disparity = typical[-1] if typical else None
+        self.typical_disparity = typical[-1] if typical else None  # px, when the rule asked for it
         self.event_radius = float(event_radius)
         # the fit checks the sensor-size and calibration rules against the scene; a factor the
         # events capped already comes from the scene's disparity (on the real pendulum the fit
