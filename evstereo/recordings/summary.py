@@ -23,8 +23,8 @@ def format_summary(s: dict) -> str:
             lines.append(f"  stereo        left events match the right ones {sh['shift_px']:+d} px to the right "
                          f"(correlation {sh['score']:.2f}): {order}")
         else:
-            lines.append(f"  stereo        no clear horizontal match between the cameras (best {sh['shift_px']:+d} px, "
-                         f"correlation {sh['score']:.2f})")
+            lines.append(f"  stereo        no clear horizontal match in the middle 50 ms window "
+                         f"(best {sh['shift_px']:+d} px, correlation {sh['score']:.2f})")
     if "typical_disparity_px" in s:
         d = s["typical_disparity_px"]
         lines.append(f"  disparity     typical {d:g} px (where the cameras' event images correlate best, 12 windows)"
