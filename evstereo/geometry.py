@@ -305,11 +305,11 @@ def auto_scale_and_rule(height: int, width: int, nominal_hw: tuple[int, int] = N
                         max_disparity: float | None = None) -> tuple[float, str]:
     """The automatic factor (see evstereo.datasets.scaling) and the rule that chose it, within
     SCALE_RANGE. "calibration": NOMINAL_FB / fB when ``fB`` is known and positive (a multiple of
-    SCALE_STEP: 1.0 for the MVSEC rig). Else "sensor size": the factor that brings a ``height`` x
-    ``width`` sensor to the nominal pixel count (a multiple of SCALE_STEP), unless the
-    recording's typical disparity from its events (``disparity``, px) would then pass half of
-    the network's ``max_disparity``: "events" caps the factor there (a multiple of
-    EVENT_SCALE_STEP, rounded down), leaving the other half for nearer objects."""
+    SCALE_STEP: 1.0 for the MVSEC rig); else "sensor size": the factor that brings a ``height``
+    x ``width`` sensor to the nominal pixel count (a multiple of SCALE_STEP). Either is capped
+    where the recording's typical disparity from its events (``disparity``, px) would pass half
+    of the network's ``max_disparity``: "events" then gives the factor that puts it there (a
+    multiple of EVENT_SCALE_STEP, rounded down), leaving the other half for nearer objects."""
     if height <= 0 or width <= 0:
         raise ValueError(f"sensor size must be positive, not {height}x{width}")
 
@@ -318,12 +318,13 @@ def auto_scale_and_rule(height: int, width: int, nominal_hw: tuple[int, int] = N
         return float(min(max(round(s, 6), SCALE_RANGE[0]), SCALE_RANGE[1]))
 
     if fB is not None and math.isfinite(fB) and fB > 0:
-        return within(NOMINAL_FB / fB, SCALE_STEP), "calibration"
-    s = within(math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width)), SCALE_STEP)
+        s, rule = within(NOMINAL_FB / fB, SCALE_STEP), "calibration"
+    else:
+        s, rule = within(math.sqrt(nominal_hw[0] * nominal_hw[1] / (height * width)), SCALE_STEP), "sensor size"
     known = [v is not None and math.isfinite(v) and v > 0 for v in (disparity, max_disparity)]
     if all(known) and s * disparity > max_disparity / 2:
         return within(max_disparity / 2 / disparity, EVENT_SCALE_STEP, down=True), "events"
-    return s, "sensor size"
+    return s, rule
 
 
 def auto_scale(height: int, width: int, nominal_hw: tuple[int, int] = NOMINAL_HW,

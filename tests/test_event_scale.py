@@ -42,11 +42,12 @@ def test_shift_scores_peak_at_a_known_shift():
         shift_scores(left, right, 60)
 
 
-def test_auto_scale_caps_the_sensor_size_rule_by_the_events_when_there_is_no_calibration():
+def test_auto_scale_caps_either_rule_by_the_events():
     rule = auto_scale_and_rule
-    assert rule(128, 128, fB=19.9418 / 2.25, disparity=26.0, max_disparity=36) == (2.25, "calibration")
     # x2.25 would put 26 px at 58 px: capped so that it stays at half the network's range, 18 / 26 -> 0.65
     assert rule(128, 128, disparity=26.0, max_disparity=36) == (pytest.approx(0.65), "events")
+    assert rule(128, 128, fB=19.9418 / 2.25, disparity=26.0, max_disparity=36) == (pytest.approx(0.65), "events")
+    assert rule(128, 128, fB=19.9418 / 2.25, disparity=8.0, max_disparity=36) == (2.25, "calibration")
     assert rule(128, 128, disparity=8.0, max_disparity=36) == (2.25, "sensor size")  # 18 px: within
     assert rule(128, 128, disparity=26.0) == rule(128, 128, disparity=None, max_disparity=36) == (2.25, "sensor size")
     assert rule(128, 128, disparity=float("nan"), max_disparity=36) == (2.25, "sensor size")

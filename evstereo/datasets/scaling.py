@@ -11,13 +11,14 @@ trained at; the prediction is resampled back and divided by ``s``. The automatic
 * without one (a converted recording with no calibration), the pixel-count rule
   ``s = sqrt(260*346 / (H*W))``: a 128x128 DVS128 sees about 2.3x fewer pixels per degree
   than the DAVIS346, so for the same field of view and baseline its disparities and edges are
-  2.3x smaller (x2.25); a 640x480 camera's 1.8x larger (x0.5). Unless the events show it
-  wrong: where the recording's typical disparity D (``evstereo.recordings.shift``: where the
-  two cameras' event images correlate best, the median over windows across the recording)
-  would then pass half the network's ``max_disparity``, the factor is capped at
-  ``max_disparity / 2 / D``, leaving the other half for nearer objects. The real DVS128
-  pendulum, about 30 cm away, shows 18-38 px (D = 26): x2.25 put it at 40-85 px, past the
-  36 px the shipped network resolves, and it answered about 4 px everywhere; capped, x0.65.
+  2.3x smaller (x2.25); a 640x480 camera's 1.8x larger (x0.5);
+* either capped by the scene: where the recording's typical disparity D
+  (``evstereo.recordings.shift``: where the two cameras' event images correlate best, the
+  median over windows across the recording) would pass half the network's ``max_disparity``,
+  the factor is ``max_disparity / 2 / D``, leaving the other half for nearer objects. A rule
+  knows the rig, not the scene: the real DVS128 pendulum, about 30 cm away and with no
+  calibration, shows 18-38 px (D = 26); x2.25 put it at 40-85 px, past the 36 px the shipped
+  network resolves, and it answered about 4 px everywhere; capped, x0.65.
 
 The same functions serve training (multi-scale augmentation: each recording at its automatic
 scale times a random factor) and inference (the automatic scale), so both see identical
@@ -28,7 +29,6 @@ resampled by nearest neighbour, so no invalid pixel leaks into a valid one.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -116,13 +116,12 @@ def resolve_scale_and_rule(option: str | float, height: int, width: int,
     """The factor for a ``height`` x ``width`` sensor of rig ``fB`` (None: unknown), and which rule
     chose it: ``auto_scale_and_rule`` towards ``nominal_hw`` (None: NOMINAL_HW) for "auto", else
     the given factor ("fixed"). ``disparity``: gives the recording's typical disparity from its
-    events (e.g. ``Recording.typical_disparity``), called only when "auto" has no ``fB`` and
-    ``max_disparity`` (the network's) is known."""
+    events (e.g. ``Recording.typical_disparity``), called only for "auto" when ``max_disparity``
+    (the network's) is known."""
     option = parse_scale(option)
     if option != "auto":
         return float(option), "fixed"
-    calibrated = fB is not None and math.isfinite(fB) and fB > 0
-    typical = disparity() if disparity is not None and max_disparity and not calibrated else None
+    typical = disparity() if disparity is not None and max_disparity else None
     return auto_scale_and_rule(height, width, tuple(nominal_hw) if nominal_hw else NOMINAL_HW, fB, typical,
                                max_disparity)
 
