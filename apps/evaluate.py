@@ -75,10 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scale_text(r: dict) -> str:
-    if r.get("scale") is not None:
-        return f"scale {r['scale']:g}"
+    def bound(v: dict) -> str:  # where the events' typical disparity chose the factor
+        return f", bound by the events' typical disparity of {v['typical_disparity']:g} px" \
+            if v.get("scale_rule") == "events" else ""
+
     recordings = r["recordings"].items()
-    return "scales " + ", ".join(f"{Path(k).stem.removesuffix('_data')} {v['scale']:g}" for k, v in recordings)
+    if r.get("scale") is not None:
+        return f"scale {r['scale']:g}" + (bound(next(iter(r["recordings"].values()))) if len(recordings) == 1 else "")
+    return "scales " + "; ".join(f"{Path(k).stem.removesuffix('_data')} {v['scale']:g}{bound(v)}" for k, v in recordings)
 
 
 def _summary(name: str, r: dict) -> str:

@@ -8,6 +8,8 @@ resolves, and the shipped network answered about 4 px everywhere. The events now
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,16 @@ def test_the_network_follows_the_real_pendulum_at_the_scale_its_events_give(pend
         assert error < 5.0, error
         old_error, _ = _distance_from_reference(rec, 2.25)  # the sensor-size rule's factor
         assert old_error > 12.0, old_error
+
+
+def test_evaluate_reports_a_factor_the_events_bound(pendulum, tmp_path, capsys):
+    from apps.evaluate import main as evaluate
+
+    # a real pair whose plane (4-16 px, typical about 12) x2.25 would pass half the network's 36 px
+    info = write_pair(pendulum, tmp_path, "plane", field="plane", d_min=4, d_max=16, seed=2)
+    out = tmp_path / "results.json"
+    assert evaluate(["--data", str(info["data"]), "--out", str(out), "--max-frames", "3", "--energy-frames", "0"]) == 0
+    rec = next(iter(json.loads(out.read_text())["recordings"].values()))
+    assert rec["scale_rule"] == "events" and rec["rule_scale"] == rec["scale"] < 2.25
+    assert rec["scale"] == auto_scale(128, 128, disparity=rec["typical_disparity"], max_disparity=36)
+    assert f"bound by the events' typical disparity of {rec['typical_disparity']:g} px" in capsys.readouterr().out
