@@ -33,8 +33,8 @@ def event_image(rec: "Recording", camera: str, t0_us: int, t1_us: int, clip: flo
                 sigma: float = 1.5) -> np.ndarray:
     """float32 (H, W): events of ``camera`` in (t0, t1] per pixel, clipped at ``clip``, blurred by ``sigma`` px."""
     ev = rec.events(camera, t0_us, t1_us)
-    img = np.zeros((rec.height, rec.width), np.float32)
-    np.add.at(img, (ev.y.astype(np.intp), ev.x.astype(np.intp)), 1.0)
+    flat = ev.y.astype(np.intp) * rec.width + ev.x.astype(np.intp)
+    img = np.bincount(flat, minlength=rec.height * rec.width).reshape(rec.height, rec.width).astype(np.float32)
     img = np.minimum(img, np.float32(clip))
     return cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0 else img
 
