@@ -75,14 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scale_text(r: dict) -> str:
-    def bound(v: dict) -> str:  # where the events' typical disparity chose the factor
-        return f", bound by the events' typical disparity of {v['typical_disparity']:g} px" \
-            if v.get("scale_rule") == "events" else ""
+    def scale(v: dict) -> str:  # says when the events' typical disparity chose the factor
+        if v.get("scale_rule") != "events":
+            return f"{v['scale']:g}"
+        return f"{v['scale']:g}, bound by the events' typical disparity of {v['typical_disparity']:g} px"
 
-    recordings = r["recordings"].items()
+    recordings = r["recordings"]
+    if len(recordings) == 1:
+        return "scale " + scale(next(iter(recordings.values())))
     if r.get("scale") is not None:
-        return f"scale {r['scale']:g}" + (bound(next(iter(r["recordings"].values()))) if len(recordings) == 1 else "")
-    return "scales " + "; ".join(f"{Path(k).stem.removesuffix('_data')} {v['scale']:g}{bound(v)}" for k, v in recordings)
+        return f"scale {r['scale']:g}"
+    return "scales " + "; ".join(f"{Path(k).stem.removesuffix('_data')} {scale(v)}" for k, v in recordings.items())
 
 
 def _summary(name: str, r: dict) -> str:

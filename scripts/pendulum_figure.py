@@ -28,11 +28,10 @@ SHOWN_MAX = 45.0  # px: the colour range of the pictures
 
 def reference_shift(rec, t_us: int) -> float:
     """The bob's disparity at ``t_us`` from the events of the last 300 ms (NaN when unclear)."""
-    from evstereo.recordings.shift import best_shift, event_image, shift_scores
+    from evstereo.recordings.shift import window_shift
 
-    left, right = (event_image(rec, c, t_us - 300_000, t_us) for c in ("left", "right"))
-    best = best_shift(shift_scores(left, right, 48, -8))
-    return float(best["shift_px"]) if best["clear"] else float("nan")
+    best = window_shift(rec, t_us, 300_000, 48, -8)
+    return float(best["shift_px"]) if best is not None and best["clear"] else float("nan")
 
 
 def stream(rec, model, scale: str | float = "auto") -> tuple[list, object]:

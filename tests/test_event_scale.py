@@ -17,7 +17,7 @@ from conftest import DVS128_NPZ, ROOT
 from evstereo.geometry import auto_scale, auto_scale_and_rule
 from evstereo.recordings import open_recording
 from evstereo.recordings.real_pair import write_pair
-from evstereo.recordings.shift import best_shift, event_image, shift_scores
+from evstereo.recordings.shift import best_shift, shift_scores, window_shift
 from evstereo.recordings.summary import format_summary
 
 
@@ -68,9 +68,8 @@ def test_typical_disparity_of_real_events_with_a_known_disparity(pendulum, tmp_p
 
 def _reference_shift(rec, t_us: int) -> int | None:
     """The bob's disparity at ``t_us`` from the two cameras' event images over 300 ms."""
-    left, right = (event_image(rec, c, t_us - 300_000, t_us) for c in ("left", "right"))
-    best = best_shift(shift_scores(left, right, 48, -8))
-    return best["shift_px"] if best["clear"] else None
+    best = window_shift(rec, t_us, 300_000, 48, -8)
+    return best["shift_px"] if best is not None and best["clear"] else None
 
 
 def _distance_from_reference(rec, scale) -> tuple[float, object]:

@@ -184,8 +184,8 @@ class UnlabelledDataModule(L.LightningDataModule):
     ``spec``: the network's InputSpec fields; ``stride_ms``: time between window ends (default
     one window); ``sigma``: Gaussian blur of the event images in px (0: none); ``scale``: the
     input scale ("auto" or a factor), towards ``nominal_hw`` (the network's ``nominal_size``;
-    None: NOMINAL_HW) within the network's ``max_disparity`` (None: not capped). Bad values are ValueErrors naming the option, raised here; the
-    recordings are scanned here too.
+    None: NOMINAL_HW) within the network's ``max_disparity`` (None: not capped). Bad values are
+    ValueErrors naming the option, raised here; the recordings are scanned here too.
     """
 
     def __init__(self, recordings: list[str | os.PathLike], spec: dict, crop: list[int] | None = None,

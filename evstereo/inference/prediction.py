@@ -160,10 +160,10 @@ class Predictor:
     With "auto" the rule's factor (``self.rule_scale``), unless the events capped it
     (``self.rule`` "events"), is checked on the first FIT_FRAMES frames that have events: each
     is predicted at the rule's factor times each of FIT_FACTORS, and the factor whose disparity
-    best explains the two cameras' events (the lowest photometric error of the right activity image warped into the left,
-    :mod:`evstereo.models.photometric`, summed over those frames; the rule's factor unless
-    another is lower by more than FIT_MARGIN of it) is kept from then on: a
-    live stream and an evaluation see one scale per recording after its first frames. Why:
+    best explains the two cameras' events (the lowest photometric error of the right activity
+    image warped into the left, :mod:`evstereo.models.photometric`, summed over those frames;
+    the rule's factor unless another is lower by more than FIT_MARGIN of it) is kept from then
+    on: a live stream and an evaluation see one scale per recording after its first frames. Why:
     the rule knows the rig, not the scene; a near scene pushes disparities past what the
     network resolves (README, real-event checks: a 4-16 px plane at x2.25 had 4.0 px error,
     1.7 px for SGBM), and no ground truth is needed to see it.

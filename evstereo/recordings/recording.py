@@ -18,7 +18,7 @@ from evstereo.errors import InputError
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import DEFAULT_WINDOW_US
 from evstereo.geometry import CAMERAS, StereoCalibration, depth_to_disparity
-from evstereo.recordings.shift import best_shift, common_span, event_image, shift_scores, typical_disparity
+from evstereo.recordings import shift
 
 # MVSEC peers treat disparities above this (depth below 0.55 m) as invalid (docs/method.md §6.2).
 MVSEC_MAX_VALID_DISPARITY = 36.3
@@ -185,21 +185,18 @@ class Recording(abc.ABC):
         a clear negative shift means left and right are swapped. ``score`` is the normalised
         correlation of the two event images at that shift; ``clear`` says it stands out.
         """
-        span = common_span(self, window_us)
+        span = shift.common_span(self, window_us)
         if span is None:
             return None
         t1 = (span[0] + span[1]) // 2 + window_us // 2
-        left, right = (event_image(self, c, t1 - window_us, t1, clip=np.inf) for c in CAMERAS)
-        if left.max() == 0 or right.max() == 0:
-            return None
-        return best_shift(shift_scores(left, right, min(max_shift, self.width // 4)))
+        return shift.window_shift(self, t1, window_us, min(max_shift, self.width // 4), clip=np.inf)
 
     def typical_disparity(self) -> float | None:
         """The recording's typical disparity in px, from its events alone (the median clear shift
         between the two cameras' event images over windows across the recording,
         ``evstereo.recordings.shift``), or None when the events do not show one. Computed once."""
         if not hasattr(self, "_typical_disparity"):
-            self._typical_disparity = typical_disparity(self)
+            self._typical_disparity = shift.typical_disparity(self)
         return self._typical_disparity
 
     def summary(self) -> dict:

@@ -70,6 +70,16 @@ def best_shift(scores: dict[int, float]) -> dict:
     return {"shift_px": int(best), "score": round(scores[best], 3), "clear": bool(clear)}
 
 
+def window_shift(rec: "Recording", t1_us: int, window_us: int, max_shift: int, min_shift: int | None = None,
+                 clip: float = 3.0) -> dict | None:
+    """``best_shift`` of the two cameras' event images over (t1 - window, t1] (shifts as in
+    ``shift_scores``), or None when a camera has no event there."""
+    left, right = (event_image(rec, c, t1_us - window_us, t1_us, clip) for c in ("left", "right"))
+    if left.max() == 0 or right.max() == 0:
+        return None
+    return best_shift(shift_scores(left, right, max_shift, min_shift))
+
+
 def common_span(rec: "Recording", window_us: int) -> tuple[int, int] | None:
     """(first, last) us of the time both cameras recorded, or None when a camera has no events
     or that time is shorter than ``window_us``."""
@@ -95,12 +105,8 @@ def typical_disparity(rec: "Recording", windows: int = ESTIMATE_WINDOWS, window_
     ends = np.linspace(lo + window_us, hi, windows).astype(np.int64)
     found = []
     for t1 in np.unique(ends):
-        left = event_image(rec, "left", int(t1) - window_us, int(t1))
-        right = event_image(rec, "right", int(t1) - window_us, int(t1))
-        if left.max() == 0 or right.max() == 0:
-            continue
-        best = best_shift(shift_scores(left, right, most, least))
-        if best["clear"] and best["shift_px"] > 0:
+        best = window_shift(rec, int(t1), window_us, most, least)
+        if best is not None and best["clear"] and best["shift_px"] > 0:
             found.append(best["shift_px"])
     if len(found) < MIN_CLEAR_WINDOWS:
         return None
