@@ -105,3 +105,31 @@ def test_bench_checkpoint_option_is_checked(capsys):
     with pytest.raises(SystemExit):
         main(["--only", "models", "--checkpoint", "reference=/no/such/file.pt"])
     assert "need reference=PATH or fast=PATH" in capsys.readouterr().err
+
+
+def test_first_pass_reads_from_dropped_pages(tmp_path):
+    """The first-pass row's pieces: dropping a (read-only) file's pages keeps it readable and
+    intact, and a pass over both event layouts times every window of each."""
+    from random_recording import write_random_mvsec
+
+    from benchmarks import reading
+    from evstereo.recordings.mvsec import MVSECRecording
+
+    plain = write_random_mvsec(tmp_path, "p", 0.5, 100_000, compress_events=False)
+    packed = write_random_mvsec(tmp_path, "z", 0.5, 100_000, compress_events=True)
+    before = plain.read_bytes()
+    plain.chmod(0o444)
+    if not reading.can_drop_cache():
+        pytest.skip("this system cannot drop a file's pages (no posix_fadvise)")
+    reading.drop_cache(plain)
+    assert plain.read_bytes() == before
+    recs = [MVSECRecording(plain), MVSECRecording(packed)]
+    try:
+        times = reading._first_pass(recs, windows=4, repeats=2)
+        assert len(times) == 2 and all(0 < t < 1e4 for t in times)
+        t0 = recs[0].time_range("left")[0]
+        a, b = (r.events("left", t0, t0 + 50_000) for r in recs)
+        assert len(a) > 1000 and len(a) == len(b)  # same seed and rate: the same window either way
+    finally:
+        for r in recs:
+            r.close()
