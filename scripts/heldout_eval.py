@@ -1,7 +1,7 @@
 """Score a checkpoint beside SGBM on the held-out checks of the README (issue 12's tables).
 
     python scripts/heldout_eval.py [--checkpoint CKPT] [--out data/heldout] [--only real|synth] [--build-only]
-                                  [--checks A,B] [--max-frames N] [--energy-frames N]
+                                  [--checks A,B] [--max-frames N] [--energy-frames N] [--scale auto|X]
 
 Builds, when missing, (1) real-event pairs with known disparity from the real files in
 ../shared/data (data_tools.real_pair: the DVS128 pendulum's left and right cameras, the
@@ -75,12 +75,13 @@ def build_synth(out: Path) -> list[Path]:
 
 
 def evaluate(data: Path, checkpoint: str | None, results: Path, max_frames: int | None = None,
-             energy_frames: int | None = None) -> dict:
+             energy_frames: int | None = None, scale: str = "auto") -> dict:
     out = results / data.stem.removesuffix("_data") / "results.json"  # its example pictures beside it
     if not out.exists():
         cmd = [PY, "-m", "apps.evaluate", "--data", str(data), "--out", str(out), "--baseline", "sgbm", "-q"]
         cmd += ["--checkpoint", checkpoint] if checkpoint else []
         cmd += ["--energy-frames", str(energy_frames)] if energy_frames is not None else []
+        cmd += ["--scale", scale] if scale != "auto" else []
         run(cmd + (["--max-frames", str(max_frames)] if max_frames else []))
     return json.loads(out.read_text())
 
@@ -105,6 +106,9 @@ def main() -> int:
     ap.add_argument("--max-frames", type=int, help="score at most N frames per check (default: all)")
     ap.add_argument("--energy-frames", type=int, default=10,
                     help="measure energy on the first N scored frames of each check (default 10; each costs a forward pass)")
+    ap.add_argument("--scale", default="auto",
+                    help="the network's input scale on every check: auto (default) or a fixed factor, as in "
+                         "apps.evaluate (a fixed factor takes the scale fit out of a comparison of networks)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,7 @@ def main() -> int:
     print("| held-out recording | frames | network: mean error, 1-px accuracy | SGBM: mean error, 1-px accuracy |")
     print("|---|---|---|---|")
     for data in recs:
-        r = evaluate(data, args.checkpoint, results, args.max_frames, args.energy_frames)
+        r = evaluate(data, args.checkpoint, results, args.max_frames, args.energy_frames, args.scale)
         print(f"| {data.stem.removesuffix('_data')} | {r['frames']} | {_cell(r)} | {_cell(r['baselines']['sgbm'])} |",
               flush=True)
     return 0
