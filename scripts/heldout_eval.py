@@ -25,6 +25,7 @@ PY = sys.executable
 # name -> (source in SOURCES, camera, data_tools.real_pair options)
 REAL_PAIRS = {
     "pendulum_const8": ("pendulum", "left", dict(field="constant", d_min=8, d_max=8)),
+    "pendulum_const2": ("pendulum", "left", dict(field="constant", d_min=2, d_max=2)),  # a distant scene
     "pendulum_plane": ("pendulum", "left", dict(field="plane", d_min=4, d_max=16)),
     "pendulum_layers": ("pendulum", "left", dict(field="layers", d_min=5, d_max=14)),
     "pendulum_right_plane": ("pendulum", "right", dict(field="plane", d_min=3, d_max=12, vertical_offset=0.5)),

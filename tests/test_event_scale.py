@@ -56,6 +56,20 @@ def test_auto_scale_caps_either_rule_by_the_events():
     assert auto_scale(128, 128, disparity=500.0, max_disparity=36) == 0.25  # within SCALE_RANGE
 
 
+def test_auto_scale_raises_a_scene_of_small_disparities():
+    rule = auto_scale_and_rule
+    # the MVSEC rig's factor 1 would leave 3 px under a quarter of the range (9 px): raised
+    # towards 9 / 3, but no further than twice the nominal pixels: sqrt(2) for the DAVIS346 itself
+    assert rule(260, 346, fB=19.9418, disparity=3.0, max_disparity=36) == (pytest.approx(1.4), "events")
+    assert rule(180, 240, fB=19.9418, disparity=1.0, max_disparity=36) == (pytest.approx(2.0), "events")
+    assert rule(128, 128, disparity=3.5, max_disparity=36) == (pytest.approx(2.55), "events")  # 9 / 3.5 -> 2.57
+    # at or above a quarter, or without a typical disparity: the rule's factor
+    assert rule(260, 346, fB=19.9418, disparity=9.0, max_disparity=36) == (1.0, "calibration")
+    assert rule(180, 240, fB=19.9418, disparity=None, max_disparity=36) == (1.0, "calibration")
+    # a raise never lowers the rule's factor (rounded down onto the grid, it could)
+    assert rule(128, 128, disparity=3.99, max_disparity=36) == (2.25, "sensor size")
+
+
 def test_typical_disparity_of_real_events_with_a_known_disparity(pendulum, tmp_path):
     info = write_pair(pendulum, tmp_path, "pair", field="constant", d_min=12, d_max=12, seed=1)
     with open_recording(info["data"]) as rec:

@@ -157,7 +157,7 @@ class Predictor:
     ``scale`` is "auto" or a factor (see the module doc); ``self.scale`` is the factor used and
     ``self.network_size`` the (h, w) the network sees. ``compile``: torch.compile the model.
 
-    With "auto" the rule's factor (``self.rule_scale``), unless the events capped it
+    With "auto" the rule's factor (``self.rule_scale``), unless the events bound it
     (``self.rule`` "events"), is checked on the first FIT_FRAMES frames that have events: each
     is predicted at the rule's factor times each of FIT_FACTORS, and the factor whose disparity
     best explains the two cameras' events (the lowest photometric error of the right activity
@@ -185,14 +185,14 @@ class Predictor:
             typical.append(disparity() if disparity is not None else None)
             return typical[-1]
 
-        # rule: which one chose rule_scale, "calibration", "sensor size", "events" (the cap) or "fixed"
+        # rule: which one chose rule_scale, "calibration", "sensor size", "events" (their bound) or "fixed"
         rule_scale, self.rule = model_scale_and_rule(model, scale, height, width, fB, asked)
         self._set_scale(rule_scale)
         self.rule_scale = self.scale  # before the fit
         self.typical_disparity = typical[-1] if typical else None  # px, when the rule asked for it
         self.event_radius = float(event_radius)
         # the fit checks the sensor-size and calibration rules against the scene; a factor the
-        # events capped already comes from the scene's disparity (on the real pendulum the fit
+        # events bound already comes from the scene's disparity (on the real pendulum the fit
         # then lowered x0.65 to x0.33-0.44 and moved the prediction 1-1.5 px further from the bob's)
         fits = self.rule in ("calibration", "sensor size")
         # the rule's factor first (FIT_FACTORS[0] == 1): _fit keeps it unless another is clearly better

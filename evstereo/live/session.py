@@ -436,7 +436,7 @@ def format_summary(report: dict, paths: dict) -> str:
         n = r["network_size"]
         share = r["confident_share"]["p50"]
         rule = r.get("scale_rule")
-        why = (f"; capped by the events: typical disparity {r['typical_disparity']:g} px" if rule == "events"
+        why = (f"; bound by the events: typical disparity {r['typical_disparity']:g} px" if rule == "events"
                else f"; rule: {rule}" if rule and rule != "fixed" else "")
         lines.append(f"  scale {r['scale']:g} (network input {n['width']}x{n['height']}{why})"
                      + ("" if share is None else f"; confident pixels (confidence >= {r['min_confidence']:g}) "
