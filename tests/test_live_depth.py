@@ -341,7 +341,7 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
     assert t["scale"] == t["rule_scale"]  # a factor the events capped is not fitted again
     side = round(128 * t["scale"])
     assert t["network_size"] == {"height": side, "width": side}
-    assert (f"scale {t['scale']:g} (network input {side}x{side}; capped by the events: typical disparity "
+    assert (f"scale {t['scale']:g} (network input {side}x{side}; bound by the events: typical disparity "
             f"{t['typical_disparity']:g} px)") in r.stdout
     n = t["frames_produced"]
     assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
