@@ -55,3 +55,15 @@ def test_conv3d_compiles():
     conv = Conv3d(4, 3, 3, 1, 1)
     x = torch.randn(1, 4, 3, 5, 6)
     torch.testing.assert_close(torch.compile(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_one_output_channel_by_depth_slices_matches_torch():
+    """The read-out's Conv3d with one output channel runs as 2D convolutions of the depth slices:
+    same values and gradients as torch's, also at the depth borders and with 2D strides."""
+    torch.manual_seed(3)
+    for cin, k, stride, pad, bias, shape in [(12, 3, 1, 1, True, (2, 12, 6, 10, 12)),
+                                             (5, 3, 1, 1, False, (1, 5, 2, 7, 9)),
+                                             (4, (5, 3, 3), (1, 2, 2), (2, 1, 1), True, (1, 4, 7, 9, 8)),
+                                             (3, 3, 1, 1, True, (1, 3, 1, 5, 5))]:
+        _same_values_and_gradients(Conv3d(cin, 1, k, stride, pad, bias=bias),
+                                   torch.nn.Conv3d(cin, 1, k, stride, pad, bias=bias), shape, 1e-4)
