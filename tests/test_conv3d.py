@@ -57,13 +57,32 @@ def test_conv3d_compiles():
     torch.testing.assert_close(torch.compile(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
 
 
-def test_one_output_channel_by_depth_slices_matches_torch():
-    """The read-out's Conv3d with one output channel runs as 2D convolutions of the depth slices:
-    same values and gradients as torch's, also at the depth borders and with 2D strides."""
+def test_one_output_channel_by_depth_slices_matches_torch(monkeypatch):
+    """At inference the read-out's Conv3d with one output channel runs as 2D convolutions of the
+    depth slices: the same values as torch's, also at the depth borders and with 2D strides
+    (and the same gradients, called directly); with gradients on, the layer keeps oneDNN's path."""
+    from evstereo.snn import conv
+
     torch.manual_seed(3)
+    used = []
+    monkeypatch.setattr(conv, "depth_slices_conv", lambda *a, _f=conv.depth_slices_conv: used.append(1) or _f(*a))
     for cin, k, stride, pad, bias, shape in [(12, 3, 1, 1, True, (2, 12, 6, 10, 12)),
                                              (5, 3, 1, 1, False, (1, 5, 2, 7, 9)),
                                              (4, (5, 3, 3), (1, 2, 2), (2, 1, 1), True, (1, 4, 7, 9, 8)),
                                              (3, 3, 1, 1, True, (1, 3, 1, 5, 5))]:
-        _same_values_and_gradients(Conv3d(cin, 1, k, stride, pad, bias=bias),
-                                   torch.nn.Conv3d(cin, 1, k, stride, pad, bias=bias), shape, 1e-4)
+        ours, ref = Conv3d(cin, 1, k, stride, pad, bias=bias), torch.nn.Conv3d(cin, 1, k, stride, pad, bias=bias)
+        ref.load_state_dict(ours.state_dict())
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            n = len(used)
+            torch.testing.assert_close(ours(x), ref(x), atol=1e-4, rtol=1e-4)
+            assert len(used) == n + 1
+        n = len(used)
+        _same_values_and_gradients(ours, ref, shape, 1e-4)  # training: oneDNN's kernel
+        assert len(used) == n
+        xg = x.clone().requires_grad_(True)
+        y = conv.depth_slices_conv(xg, ours.weight, ours.bias, ours.stride, ours.padding, ours.dilation)
+        y.sum().backward()
+        xr = x.clone().requires_grad_(True)
+        ref(xr).sum().backward()
+        torch.testing.assert_close(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)

@@ -10,10 +10,11 @@
 - ``Conv2d``/``Conv3d`` with a 1x1(x1) kernel (stride 1, no padding, one group) are a matrix
   product over the channels; oneDNN reorders such inputs first and takes 5-15x longer
   (24->12 channels on 12x88x116: 2.5 ms vs 0.4 ms).
-- ``Conv3d`` with one output channel (the matching net's read-out) runs as one 2D convolution
-  of every depth slice with the kernel's k depth taps as k output channels, whose shifted maps
-  are then summed: oneDNN's 3D kernel is poor at one output channel (12->1 channels on
-  12x88x116, one thread: 9-11 ms vs 5 ms this way); at 12 outputs the 3D kernel wins (10 vs 16 ms).
+- ``Conv3d`` with one output channel (the matching net's read-out), at inference (no
+  gradient), runs as one 2D convolution of every depth slice with the kernel's k depth taps as
+  k output channels, whose shifted maps are then summed: oneDNN's 3D kernel is poor at one
+  output channel (12->1 channels on 12x88x116, one thread: 9-11 ms vs 5 ms this way); at 12
+  outputs the 3D kernel wins (10 vs 16 ms).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class Conv3d(nn.Conv3d):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 5 and _is_pointwise(self):
             return pointwise(x, self.weight, self.bias)
-        if x.dim() == 5 and x.device.type == "cpu" and _one_output_by_slices(self):
+        # inference only: training and search keep oneDNN's kernel, whose rounding their
+        # trajectories (and tests/test_energy_budget.py's decoded networks) were measured with
+        if x.dim() == 5 and x.device.type == "cpu" and not torch.is_grad_enabled() and _one_output_by_slices(self):
             return depth_slices_conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
         if (_MKLDNN and not torch.compiler.is_compiling() and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.padding_mode == "zeros" and isinstance(self.padding, tuple) and x.dim() == 5):
