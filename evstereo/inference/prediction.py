@@ -3,9 +3,9 @@
 ``Predictor(model, height, width, scale)`` runs ``model`` on a sensor's event tensors
 [B, T, C, H, W]: it resamples them by the input scale (``evstereo.datasets.scaling``: "auto"
 brings the rig's disparities to the MVSEC rig's when f*B is known, else the sensor to the
-size the network is trained around, ``model.nominal_size`` or NOMINAL_HW; either no further
-than keeps the recording's typical disparity from its events within half ``model.max_disparity``;
-a number is that factor; 1 is off), runs the model, and brings the disparity (in
+size the network is trained around, ``model.nominal_size`` or NOMINAL_HW; either bound so that
+the recording's typical disparity from its events lies between a quarter and half of
+``model.max_disparity``, see ``auto_scale_and_rule``; a number is that factor; 1 is off), runs the model, and brings the disparity (in
 the sensor's pixels) and the confidence back to H x W. Models with ``native_resolution`` (the
 SGBM baseline) always run at scale 1.
 
@@ -251,10 +251,10 @@ def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
     changes, e.g. "examples show")."""
     ap.add_argument("--scale", default="auto", metavar="auto|FACTOR",
                     help="resample the network's input by this factor (auto, the default: the rig's disparities "
-                         "towards the training rig's, or the sensor towards 346x260 without a calibration, at most "
-                         "so far that the recording's typical disparity stays within half the network's range, "
-                         "then, unless that bound applied, the best of that factor x 1, 0.8, 0.67, 0.5 on the "
-                         "first 8 frames; 1: off)")
+                         "towards the training rig's, or the sensor towards 346x260 without a calibration, lowered "
+                         "or raised so that the recording's typical disparity lies between a quarter and half of the "
+                         "network's range, then, unless that bound applied, the best of that factor x 1, 0.8, 0.67, "
+                         "0.5 on the first 8 frames; 1: off)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
                     help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
     ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",
