@@ -8,7 +8,7 @@ import torch
 from conftest import ROOT
 from evstereo.models import build_search_net, build_stereo_net
 from evstereo.models.losses import smooth_l1
-from evstereo.search.energy_cost import budget_hinge
+from evstereo.search.energy_cost import budget_penalty
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
 
@@ -37,7 +37,7 @@ def test_search_step_on_cuda():
     left, right, gt = _batch("cuda", 48, 72)
     with sup.energy_probe(left, right) as energy:
         task = smooth_l1(sup(left, right), gt, gt > 0)
-    (task + budget_hinge(energy(), 1e-3)).backward()
+    (task + budget_penalty(energy(), 1e-3)).backward()
     opt_a.step()
     opt_w.step()
     assert sup.arch_parameters()[0].grad is not None

@@ -8,8 +8,8 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 ``evstereo.models.load_checkpoint`` rebuilds the network from a Lightning checkpoint alone.
 ``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
 from each half of the training data, an Adam step on the architecture (alphas, betas) on the
-"arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the hinge of the
-decoded network's expected energy per frame at ``budget_size`` over the budget,
+"arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the ``budget_penalty``
+of the decoded network's expected energy per frame at ``budget_size`` against the budget,
 :mod:`evstereo.search.energy_cost`), then an SGD step on the weights on the "weights" half.
 
 Hyper-parameters and checkpoint extras (the search's architecture history) are plain data, so
@@ -31,7 +31,7 @@ from evstereo.metrics import METRIC_NAMES, frame_metrics
 from evstereo.models import NetConfig, SearchStereoNet, StereoNet
 from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
 from evstereo.models.stereo_net import StereoBase
-from evstereo.search.energy_cost import area_ratio, budget_hinge
+from evstereo.search.energy_cost import BUDGET_PENALTIES, area_ratio, budget_penalty
 from evstereo.search.genotypes import Genotype
 from evstereo.snn import EnergyMeter, learned_time_constants
 
@@ -188,7 +188,7 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                  loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
                  a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 1.0,
                  energy_budget_mj: float | None = None, budget_size: list | None = None, arch_start_epoch: int = 0,
-                 log_energy: bool = False):
+                 log_energy: bool = False, budget_penalty: str = "target"):
         super().__init__()
         check_loss(loss)
         check_options(float, w_lr=w_lr, w_momentum=w_momentum, w_weight_decay=w_weight_decay, a_lr=a_lr,
@@ -202,6 +202,8 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                 raise ValueError(f"energy_budget_mj must be positive (mJ per frame), not {energy_budget_mj!r}")
         if cost_weight < 0:
             raise ValueError(f"cost_weight must not be negative, not {cost_weight!r}")
+        if budget_penalty not in BUDGET_PENALTIES:
+            raise ValueError(f"budget_penalty must be one of {', '.join(BUDGET_PENALTIES)}, not {budget_penalty!r}")
         if budget_size is not None and (not isinstance(budget_size, (list, tuple)) or len(budget_size) != 2 or any(
                 isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in budget_size)):
             raise ValueError(f"budget_size must be [height, width] in pixels, not {budget_size!r}")
@@ -233,9 +235,9 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                 expected = energy() * area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
                 self.log("search/expected_mj", expected, batch_size=n)
                 if hp.energy_budget_mj is not None:
-                    over = budget_hinge(expected, hp.energy_budget_mj)
+                    over = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
                     loss = task + hp.cost_weight * over
-                    self.log("search/over_budget", over, batch_size=n)
+                    self.log("search/budget_penalty", over, batch_size=n)
             opt_a.zero_grad()
             self.manual_backward(loss)
             opt_a.step()
