@@ -40,8 +40,8 @@ def _measured(genotype, left, right) -> float:
     return EnergyMeter(net).measure(left, right)["energy_mj"]
 
 
-def _search(budget_mj: float | None, steps: int = 30, penalty: str = "target"):
-    """Architecture steps only (task loss + the budget penalty), so the spikes the cost is
+def _search(budget_mj: float | None, steps: int = 30):
+    """Architecture steps only (task loss + the default "target" budget penalty), so the spikes the cost is
     measured from are those of the same initial weights the decoded network is measured with."""
     left, right, target = _pair()
     sup = _supernet()
@@ -53,7 +53,7 @@ def _search(budget_mj: float | None, steps: int = 30, penalty: str = "target"):
         expected = energy()
         first = expected.item() if first is None else first
         opt.zero_grad()
-        (task + (budget_penalty(expected, budget_mj, penalty) if budget_mj else 0.0)).backward()
+        (task + (budget_penalty(expected, budget_mj) if budget_mj else 0.0)).backward()
         opt.step()
     return sup.genotype(), first
 

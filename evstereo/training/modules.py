@@ -235,9 +235,9 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                 expected = energy() * area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
                 self.log("search/expected_mj", expected, batch_size=n)
                 if hp.energy_budget_mj is not None:
-                    over = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
-                    loss = task + hp.cost_weight * over
-                    self.log("search/budget_penalty", over, batch_size=n)
+                    penalty = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
+                    loss = task + hp.cost_weight * penalty
+                    self.log("search/budget_penalty", penalty, batch_size=n)
             opt_a.zero_grad()
             self.manual_backward(loss)
             opt_a.step()
