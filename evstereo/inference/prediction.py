@@ -5,8 +5,9 @@
 brings the rig's disparities to the MVSEC rig's when f*B is known, else the sensor to the
 size the network is trained around, ``model.nominal_size`` or NOMINAL_HW; either bound so that
 the recording's typical disparity from its events lies between a quarter and half of
-``model.max_disparity``, see ``auto_scale_and_rule``; a number is that factor; 1 is off), runs the model, and brings the disparity (in
-the sensor's pixels) and the confidence back to H x W. Models with ``native_resolution`` (the
+``model.max_disparity``, see ``auto_scale_and_rule``; a number is that factor; 1 is off),
+runs the model, and brings the disparity (in the sensor's pixels) and the confidence back to
+H x W. Models with ``native_resolution`` (the
 SGBM baseline) always run at scale 1.
 
 Confidence, in [0, 1], per pixel: the model's own (``disparity_with_confidence``: for the

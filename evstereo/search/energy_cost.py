@@ -38,7 +38,7 @@ budget from both sides, as TuNAS's absolute reward does (Bender et al., CVPR 202
 energy below the budget is pulled back up, so the momentum of the architecture optimiser
 does not carry a loose budget's search far below it. "hinge", ``max(0, E / budget - 1)``,
 only pushes down. Measured on the small supernet of tests/test_energy_budget.py over six
-seeds (README, "The cost term constrains"): the hinge undershot a budget of 80 % of the free
+seeds (docs/method.md §3.5): the hinge undershot a budget of 80 % of the free
 search's energy to 49 % of it on three seeds and missed it (102 %) on one; the target penalty
 landed at 63-77 % on all six.
 """
