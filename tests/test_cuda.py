@@ -35,9 +35,9 @@ def test_search_step_on_cuda():
     opt_a = torch.optim.Adam(sup.arch_parameters(), 1e-3)
     opt_w = torch.optim.SGD(sup.weight_parameters(), 0.01)
     left, right, gt = _batch("cuda", 48, 72)
-    with sup.energy_probe(left, right) as energy:
+    with sup.energy_probe(left, right) as reading:
         task = smooth_l1(sup(left, right), gt, gt > 0)
-    (task + budget_penalty(energy(), 1e-3)).backward()
+    (task + budget_penalty(reading.energy_mj(), 1e-3) + budget_penalty(reading.dense_gmacs(), 1e-3, "hinge")).backward()
     opt_a.step()
     opt_w.step()
     assert sup.arch_parameters()[0].grad is not None

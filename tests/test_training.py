@@ -94,7 +94,7 @@ def test_tiny_training_lowers_the_loss(tmp_path, synth_pair):
 def test_tiny_search_changes_architecture_and_writes_genotype(tmp_path, synth_pair):
     r = _run("search", "tiny.yaml", tmp_path, synth_pair, "trainer.max_epochs=2", "trainer.limit_train_batches=3",
              "module.arch_start_epoch=0", "module.a_lr=0.05", "trainer.limit_val_batches=2",
-             "module.energy_budget_mj=0.2", "trainer.log_every_n_steps=1")
+             "module.energy_budget_mj=0.2", "module.dense_budget_gmacs=0.5", "trainer.log_every_n_steps=1")
     assert r.returncode == 0, r.stderr[-3000:]
     assert_quiet_output(r.stdout + r.stderr)
     g = Genotype.load(tmp_path / "run" / "genotype.yaml")
@@ -112,6 +112,9 @@ def test_tiny_search_changes_architecture_and_writes_genotype(tmp_path, synth_pa
         rows = list(csv.DictReader(f))
     logged = [(float(r["search/expected_mj"]), float(r["search/budget_penalty"])) for r in rows if r.get("search/expected_mj")]
     assert logged and all(e > 0 and o == pytest.approx(abs(e / 0.2 - 1), rel=1e-4, abs=1e-6) for e, o in logged)
+    # and with a budget on the dense MACs (the CPU's work), those and their penalty
+    dense = [(float(r["search/dense_gmacs"]), float(r["search/dense_penalty"])) for r in rows if r.get("search/dense_gmacs")]
+    assert dense and all(d > 0 and o == pytest.approx(abs(d / 0.5 - 1), rel=1e-4, abs=1e-6) for d, o in dense)
 
 
 def _wait_for(proc, what, condition, timeout=300.0):

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator
+from typing import Iterator
 
 from torch import Tensor, nn
 
 from evstereo.models.stereo_net import FeatureStem, MatchingStem, NetConfig, StereoBase, level_sizes
 from evstereo.search.cells import Neurons
-from evstereo.search.energy_cost import EnergyProbe
+from evstereo.search.energy_cost import EnergyProbe, ProbeReading
 from evstereo.search.genotypes import NUM_LEVELS, Genotype
 from evstereo.search.trellis import Trellis
 from evstereo.snn.energy import EnergyMeter
@@ -88,19 +88,23 @@ class SearchStereoNet(StereoBase):
         return [p for p in self.parameters() if id(p) not in arch]
 
     @contextlib.contextmanager
-    def energy_probe(self, left: Tensor, right: Tensor) -> Iterator[Callable[[], Tensor]]:
-        """For forwards on ``left``/``right`` inside the block: a function giving the decoded
-        network's expected energy in mJ per frame at this input size, differentiable in the
-        architecture weights (:mod:`evstereo.search.energy_cost`; trellises by the probe, the
-        fixed parts by the energy meter)."""
+    def energy_probe(self, left: Tensor, right: Tensor) -> Iterator[ProbeReading]:
+        """For forwards on ``left``/``right`` inside the block: the decoded network's expected
+        energy in mJ per frame and its dense MACs in G per frame at this input size, both
+        differentiable in the architecture weights (:mod:`evstereo.search.energy_cost`;
+        trellises by the probe, the fixed parts by the energy meter)."""
         frames = int(left.shape[0])
         probe = EnergyProbe(frames)
         trellises = (self.feature_net.trellis, self.matching_net.trellis)
         for t in trellises:
             t.probe = probe
+        fixed = ("*.trellis.*", "matching_net.stem*", "matching_net.readout")  # charged by the probe
         try:
-            with EnergyMeter(self).recording(exclude=("*.trellis.*", "matching_net.stem*", "matching_net.readout")) as rec:
-                yield lambda: probe.energy_mj() + rec.report(frames, self.functional_macs(left, right))["energy_mj"]
+            with EnergyMeter(self).recording(exclude=fixed) as rec, \
+                    EnergyMeter(self, kinds={"*": "analog"}).recording(exclude=fixed) as dense:
+                yield ProbeReading(
+                    lambda: probe.energy_mj() + rec.report(frames, self.functional_macs(left, right))["energy_mj"],
+                    lambda: probe.dense_gmacs() + dense.report(frames, self.functional_macs(left, right))["macs"] / 1e9)
         finally:
             for t in trellises:
                 t.probe = None

@@ -46,6 +46,8 @@ landed at 63-77 % on all six.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +66,7 @@ class EnergyProbe:
         self.frames = frames
         self.pj_per_ac, self.pj_per_mac = pj_per_ac, pj_per_mac
         self.terms: list[Tensor] = []
+        self.dense_terms: list[Tensor] = []  # dense MACs, whatever the input (the CPU's work)
         # set by each trellis: its output's expected non-zero count (decoded network) over the
         # mixture's own, for the convolution that reads it next (None: analog)
         self.mixture_scale: Tensor | None = None
@@ -78,10 +81,12 @@ class EnergyProbe:
             spiking = spikes is not None or is_spike_tensor(xf)
             sops, macs = layer_counts(conv, xf, yf, spiking)
             pj = float(sops) * self.pj_per_ac + float(macs) * self.pj_per_mac
+            dense = float(layer_counts(conv, xf, yf, False)[1])
         if spikes is not None:
             nonzero = float((xf != 0).sum())
             pj = (spikes / nonzero) * pj if nonzero else spikes * 0.0
         self.terms.append(weight * pj * self.scale)
+        self.dense_terms.append(weight * dense * self.scale)
 
     def conv_after_trellis(self, conv: nn.Module, x: Tensor, y: Tensor) -> None:
         """Charge ``conv`` (always part of the network) fed by what the last trellis produced."""
@@ -92,6 +97,22 @@ class EnergyProbe:
         """Expected energy of everything charged so far, in mJ per frame."""
         total = sum(self.terms, 0.0)  # tensors (on the model's device) and plain numbers
         return torch.as_tensor(total * (1e-9 / self.frames), dtype=torch.float32)
+
+    def dense_gmacs(self) -> Tensor:
+        """Dense MACs of everything charged so far (every input counted as if analog), in G per frame."""
+        total = sum(self.dense_terms, 0.0)
+        return torch.as_tensor(total * (1e-9 / self.frames), dtype=torch.float32)
+
+
+@dataclass
+class ProbeReading:
+    """What ``SearchStereoNet.energy_probe`` yields: after the forwards inside its block, the
+    decoded network's expected energy (mJ per frame) and its dense MACs (G per frame, the
+    figure ``EnergyMeter.ann_equivalent`` gives for it: the CPU's work), both differentiable in
+    the architecture weights, at the block's input size."""
+
+    energy_mj: Callable[[], Tensor]
+    dense_gmacs: Callable[[], Tensor]
 
 
 BUDGET_PENALTIES = ("target", "hinge")

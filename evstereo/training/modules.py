@@ -9,8 +9,10 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 ``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
 from each half of the training data, an Adam step on the architecture (alphas, betas) on the
 "arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the ``budget_penalty``
-of the decoded network's expected energy per frame at ``budget_size`` against the budget,
-:mod:`evstereo.search.energy_cost`), then an SGD step on the weights on the "weights" half.
+of the decoded network's expected energy per frame at ``budget_size`` against the budget, and
+with a ``dense_budget_gmacs`` the same penalty of its dense MACs per frame, the CPU's work,
+against that budget, :mod:`evstereo.search.energy_cost`), then an SGD step on the weights on
+the "weights" half.
 
 Hyper-parameters and checkpoint extras (the search's architecture history) are plain data, so
 checkpoints load with ``torch.load(weights_only=True)``. An option of the wrong type or value
@@ -188,7 +190,7 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                  loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
                  a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 1.0,
                  energy_budget_mj: float | None = None, budget_size: list | None = None, arch_start_epoch: int = 0,
-                 log_energy: bool = False, budget_penalty: str = "target"):
+                 log_energy: bool = False, budget_penalty: str = "target", dense_budget_gmacs: float | None = None):
         super().__init__()
         check_loss(loss)
         check_options(float, w_lr=w_lr, w_momentum=w_momentum, w_weight_decay=w_weight_decay, a_lr=a_lr,
@@ -200,6 +202,10 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
             check_options(float, energy_budget_mj=energy_budget_mj)
             if not energy_budget_mj > 0:
                 raise ValueError(f"energy_budget_mj must be positive (mJ per frame), not {energy_budget_mj!r}")
+        if dense_budget_gmacs is not None:
+            check_options(float, dense_budget_gmacs=dense_budget_gmacs)
+            if not dense_budget_gmacs > 0:
+                raise ValueError(f"dense_budget_gmacs must be positive (G MACs per frame), not {dense_budget_gmacs!r}")
         if cost_weight < 0:
             raise ValueError(f"cost_weight must not be negative, not {cost_weight!r}")
         if budget_penalty not in BUDGET_PENALTIES:
@@ -227,17 +233,23 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
             b = batch["arch"]
             n = len(b["left"])
             # the probe makes an arch step about 1.4x slower: only with a budget or log_energy
-            probing = hp.energy_budget_mj is not None or self.log_energy
-            with self.model.energy_probe(b["left"], b["right"]) if probing else contextlib.nullcontext() as energy:
+            probing = hp.energy_budget_mj is not None or hp.dense_budget_gmacs is not None or self.log_energy
+            with self.model.energy_probe(b["left"], b["right"]) if probing else contextlib.nullcontext() as reading:
                 task, _ = stereo_loss(self.model, b, hp.loss)
             loss = task
-            if probing:  # mJ per frame of budget_size (log_energy without a budget: to choose one)
-                expected = energy() * area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
+            if probing:  # per frame of budget_size (log_energy without a budget: to choose one)
+                area = area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
+                expected, dense = reading.energy_mj() * area, reading.dense_gmacs() * area
                 self.log("search/expected_mj", expected, batch_size=n)
+                self.log("search/dense_gmacs", dense, batch_size=n)
                 if hp.energy_budget_mj is not None:
                     penalty = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
-                    loss = task + hp.cost_weight * penalty
+                    loss = loss + hp.cost_weight * penalty
                     self.log("search/budget_penalty", penalty, batch_size=n)
+                if hp.dense_budget_gmacs is not None:
+                    penalty = budget_penalty(dense, hp.dense_budget_gmacs, hp.budget_penalty)
+                    loss = loss + hp.cost_weight * penalty
+                    self.log("search/dense_penalty", penalty, batch_size=n)
             opt_a.zero_grad()
             self.manual_backward(loss)
             opt_a.step()
