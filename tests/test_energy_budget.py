@@ -68,13 +68,21 @@ def _search(budget_mj: float | None, steps: int = 30, dense_budget_gmacs: float 
     return sup.genotype(), first
 
 
-def test_expected_energy_matches_the_decoded_network_and_every_beta_gets_a_gradient():
+def _probed(figure: str):
+    """A fresh supernet after one probed forward on the test pair, and the probe's ``figure``
+    ("energy_mj" or "dense_gmacs") back-propagated into its architecture weights."""
     left, right, _ = _pair()
     sup = _supernet()
     with sup.energy_probe(left, right) as reading:
         sup(left, right)
-    expected = reading.energy_mj()
+    expected = getattr(reading, figure)()
     expected.backward()
+    return sup, expected
+
+
+def test_expected_energy_matches_the_decoded_network_and_every_beta_gets_a_gradient():
+    left, right, _ = _pair()
+    sup, expected = _probed("energy_mj")
     # the 2D feature betas too (the structural count gave them none)
     for p in sup.arch_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
@@ -109,11 +117,7 @@ def test_dense_macs_match_the_decoded_networks_ann_twin_and_a_budget_on_them_hol
     budget on them gives a network with fewer of them (measured: 0.70x and 0.51x the free
     search's count for budgets of 0.7x and 0.5x; 0.70x for 0.9x, the counts are discrete)."""
     left, right, _ = _pair()
-    sup = _supernet()
-    with sup.energy_probe(left, right) as reading:
-        sup(left, right)
-    expected = reading.dense_gmacs()
-    expected.backward()
+    sup, expected = _probed("dense_gmacs")
     decoded = _dense(sup.genotype(), left, right)
     assert abs(expected.item() - decoded) / decoded < 0.05, (expected.item(), decoded)
     matching_betas = sup.matching_net.trellis.arch_parameters()
