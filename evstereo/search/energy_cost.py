@@ -29,6 +29,10 @@ the alphas and in the betas of both trellises (the 2D feature betas included). W
 cannot see: the decoded network's nodes receive two edges' currents, the supernet's all of
 them, and retraining changes the firing rates; the tests measure how close it comes.
 
+Beside the energy, every charge also carries the convolution's dense MACs (whatever its
+input), so the probe gives the decoded network's ANN-twin count as well: the CPU's work, which
+the energy does not bound (a spiking convolution runs dense on a CPU; docs/method.md §3.5).
+
 The search compares it with a budget in mJ per frame at a frame size (by default the
 network's nominal sensor size; the crop's figure is scaled by the area ratio, which assumes
 the same spike rates on the full frame) with a penalty in units of the budget
