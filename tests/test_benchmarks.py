@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pytest
@@ -27,8 +28,6 @@ def one_thread():
 
 
 def test_searched_networks_are_timed_against_the_hand_picked_cells(tmp_path, monkeypatch, one_thread):
-    import shutil
-
     for name in ("fast", "searched_w4"):
         shutil.copy(models.CONFIGS / f"{name}.yaml", tmp_path / f"{name}.yaml")
     shutil.copy(models.CONFIGS / "fast.yaml", tmp_path / "searched_same.yaml")
@@ -36,8 +35,7 @@ def test_searched_networks_are_timed_against_the_hand_picked_cells(tmp_path, mon
     left = (torch.rand(1, 1, 5, 48, 72) < 0.1).float()
     rows = models.searched_rows((left, torch.roll(left, -2, dims=-1)), repeat=1)
     assert [r.name for r in rows] == ["forward time"] * 2
-    assert [r.group.split("(")[1].split(")")[0].rsplit("/", 1)[-1] for r in rows] == ["searched_same.yaml",
-                                                                                     "searched_w4.yaml"]
+    assert "searched_same.yaml" in rows[0].group and "searched_w4.yaml" in rows[1].group
     for r in rows:  # no timing asserted: a row has a time, a ratio and a verdict
         assert r.value > 0 and float(r.ratio.split("x ")[0]) > 0 and r.ratio.endswith("the hand-picked cells'")
         assert isinstance(r.met, bool) and "round-robin" in r.note
