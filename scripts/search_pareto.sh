@@ -1,7 +1,7 @@
 #!/bin/sh
 # The cost-constrained search end to end on this CPU (README "The method"): search the supernet
 # of configs/search/budget.yaml without a budget and at each budget given (mJ per 260x346
-# frame), retrain every decoded genotype and the hand-picked fast.yaml cells at the same widths
+# frame), retrain every decoded genotype and the hand-picked cells (handpicked.yaml) at the same widths
 # (configs/train/search_retrain.yaml), evaluate each on the held-out seed-901 recording and
 # draw the Pareto plot. Usage: sh scripts/search_pareto.sh [BUDGET ...]   (default: 0.3 0.22 0.16)
 # The randomised recordings come from configs/train/shipped_mixed.yaml's data.generate.
@@ -15,7 +15,7 @@ import yaml
 from evstereo.training.runner import generate_recordings
 generate_recordings(yaml.safe_load(open("configs/train/shipped_mixed.yaml"))["data"]["generate"])
 os.makedirs("runs", exist_ok=True)
-yaml.safe_dump(yaml.safe_load(open("configs/model/fast.yaml"))["genotype"], open("runs/fast_genotype.yaml", "w"))
+yaml.safe_dump(yaml.safe_load(open("configs/model/handpicked.yaml"))["genotype"], open("runs/fast_genotype.yaml", "w"))
 PYEOF
 points=""
 for b in none $BUDGETS; do
