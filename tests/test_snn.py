@@ -153,6 +153,21 @@ def test_single_time_step_is_a_plain_threshold():
     assert w.grad == 0  # the decay never acts with one step
 
 
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_one_step_without_gradient_gives_the_kernels_spikes_and_keeps_the_layout(layout):
+    # inference at T = 1 skips the kernel: the same spikes (values at the threshold included)
+    torch.manual_seed(0)
+    current = torch.randn(2, 1, 4, 3, 6, 7)
+    current[0, 0, 1, 1, 2, 3] = 0.5  # exactly at the threshold: no spike
+    kernel, _ = lif_multistep(current, 0.2, 0.5, return_state=True)  # the kernel path
+    if layout == "channels_last":  # a [B*T, C, D, H, W] tensor stored channels-last, seen as 6D
+        current = current.flatten(0, 1).contiguous(memory_format=torch.channels_last_3d).unflatten(0, (2, 1))
+    with torch.no_grad():
+        fast = lif_multistep(current, 0.2, 0.5)
+    assert torch.equal(fast, kernel) and fast.dtype == current.dtype and fast.stride() == current.stride()
+    assert fast[0, 0, 1, 1, 2, 3].item() == 0 and 0 < fast.mean().item() < 1
+
 def test_detach_reset_cuts_the_reset_path():
     torch.manual_seed(1)
     current = (torch.randn(2, 6, 3, dtype=torch.float64) + 0.5).requires_grad_()

@@ -256,12 +256,16 @@ def lif_multistep(
     if surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {SURROGATES}")
     shape = current.shape
+    th = _as_scalar_tensor(threshold, current)
+    if shape[1] == 1 and initial is None and not return_state and not (torch.is_grad_enabled() and current.requires_grad):
+        # one step from rest, no gradient: u = I, so the spikes are a threshold (as the kernel
+        # computes them) without the reshape to [B, T, C, M], the kernel call or the saved membrane
+        return (current > th).to(current.dtype)
     c4 = current.reshape(shape[0], shape[1], shape[2], -1)
     d = _decay_column(decay, current)
     c4 = _continue(c4, d, initial)
     if not c4.is_contiguous():
         c4 = c4.contiguous()
-    th = _as_scalar_tensor(threshold, current)
     spikes, last = _LIFFunction.apply(c4, d, th, _as_scalar_tensor(b, current), reset == "hard", surrogate,
                                       detach_reset)
     spikes = spikes.reshape(shape)
