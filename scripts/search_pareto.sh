@@ -15,7 +15,7 @@ import yaml
 from evstereo.training.runner import generate_recordings
 generate_recordings(yaml.safe_load(open("configs/train/shipped_mixed.yaml"))["data"]["generate"])
 os.makedirs("runs", exist_ok=True)
-yaml.safe_dump(yaml.safe_load(open("configs/model/handpicked.yaml"))["genotype"], open("runs/fast_genotype.yaml", "w"))
+yaml.safe_dump(yaml.safe_load(open("configs/model/handpicked.yaml"))["genotype"], open("runs/handpicked_genotype.yaml", "w"))
 PYEOF
 points=""
 for b in none $BUDGETS; do
@@ -24,11 +24,11 @@ for b in none $BUDGETS; do
   $PY -m apps.search --config configs/search/budget.yaml $extra module.budget_penalty=hinge out=runs/search_budget_$b -q
   points="$points budget_$b=runs/search_budget_$b/genotype.yaml"
 done
-for p in $points fast_cells=runs/fast_genotype.yaml; do
+for p in $points handpicked_cells=runs/handpicked_genotype.yaml; do
   name=${p%%=*}; genotype=${p#*=}
   $PY -m apps.train --config configs/train/search_retrain.yaml model.genotype=$genotype out=runs/retrain_$name -q
   $PY -m apps.evaluate --checkpoint runs/retrain_$name/model.pt --data data/synth/test901_data.hdf5 \
       --out runs/retrain_$name/test901.json -q
 done
-$PY -m apps.pareto $(for p in $points fast_cells=x; do n=${p%%=*}; echo "$n=runs/retrain_$n/test901.json"; done) \
+$PY -m apps.pareto $(for p in $points handpicked_cells=x; do n=${p%%=*}; echo "$n=runs/retrain_$n/test901.json"; done) \
     --out docs/images/search_pareto.png --title "searched at budgets (mJ/frame) vs the hand-picked cells, widths 2, seed 901, retrained 2 x 150 batches"
