@@ -86,3 +86,27 @@ def test_one_output_channel_by_depth_slices_matches_torch(monkeypatch):
         xr = x.clone().requires_grad_(True)
         ref(xr).sum().backward()
         torch.testing.assert_close(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_upsampling_resample_runs_its_pointwise_layer_first_at_inference_with_the_same_spikes():
+    from evstereo.search.cells import Neurons, Resample
+    from evstereo.snn import EnergyMeter
+
+    torch.manual_seed(0)
+    for dim, x in ((3, torch.rand(1, 1, 6, 3, 5, 7)), (2, torch.rand(2, 1, 6, 5, 7))):
+        x = (x > 0.6).float()
+        size = tuple(2 * s for s in x.shape[-dim:])
+        up = Resample(6, 4, 1, 0, dim, Neurons(None, "matching")).eval()
+        with torch.no_grad():
+            up.layers[0].synapse[1].running_mean.uniform_(-0.2, 0.2)  # a BN that is not the identity
+            fast = up(x, size)
+            assert up._pointwise_at_inference()  # the shortcut was taken ...
+            with EnergyMeter(up).recording() as rec:  # ... but not where a hook sees the layer
+                assert not up._pointwise_at_inference()
+                plain = up(x, size)
+        assert torch.equal(fast, plain) and fast.shape[-dim:] == size and 0 < fast.mean() < 1
+        # counted at the upsampled size, as the network is defined: each input spike, copied to
+        # 2**dim positions, reaches 4 output channels
+        assert rec.report(x.shape[0])["layers"][0]["sops"] == x.sum().item() * 2**dim * 4 / x.shape[0]
+        up.train()
+        assert not up._pointwise_at_inference()  # training keeps the layer at the fine size

@@ -41,7 +41,7 @@ from evstereo.models.cost_volume import concat_cost_volume, concat_volume_conv3d
 from evstereo.models.heads import HEADS, confidence
 from evstereo.search.cells import Cell, Neurons, Resample
 from evstereo.search.genotypes import NUM_NODES, STRIDES, Genotype
-from evstereo.snn.conv import Conv3d
+from evstereo.snn.conv import Conv3d, unhooked
 from evstereo.snn.layers import reset_states, set_modes, set_stateful
 from evstereo.snn.time_constants import TimeConstants
 
@@ -221,7 +221,7 @@ class MatchingNet(MatchingStem):
         """Same as ``forward(concat_cost_volume(left, right, levels))`` for [B, T, C, H, W] features,
         without building the volume when the first layer allows (see ``concat_volume_conv3d``)."""
         conv = self.stem0.synapse[0]
-        if not (self.stem0.plain and _unhooked(conv) and conv.stride == (1, 1, 1) and conv.dilation == (1, 1, 1)
+        if not (self.stem0.plain and unhooked(conv) and conv.stride == (1, 1, 1) and conv.dilation == (1, 1, 1)
                 and conv.groups == 1 and conv.padding == tuple(k // 2 for k in conv.kernel_size)):
             return self(concat_cost_volume(left, right, levels))
         current = concat_volume_conv3d(left.flatten(0, 1), right.flatten(0, 1), levels, conv.weight, conv.bias)
@@ -236,14 +236,6 @@ class MatchingNet(MatchingStem):
         if self.up is not None:
             s_p = self.up(s_p, sizes[0])
         return self.read(s_p)
-
-
-def _unhooked(module: nn.Module) -> bool:
-    """No forward hooks see this module's input (the energy meter hooks convolutions)."""
-    from torch.nn.modules import module as _m
-
-    return not (module._forward_hooks or module._forward_pre_hooks or _m._global_forward_hooks
-                or _m._global_forward_pre_hooks)
 
 
 FeatureFactory = Callable[[NetConfig, Neurons, Neurons], FeatureStem]

@@ -26,7 +26,17 @@ from torch import Tensor, nn
 _MKLDNN = torch.backends.mkldnn.is_available()
 
 
-def _is_pointwise(conv: nn.Module) -> bool:
+def unhooked(module: nn.Module) -> bool:
+    """No forward hooks see this module's input or output (the energy meter hooks convolutions),
+    so a faster but differently shaped computation of the same result may stand in for it."""
+    from torch.nn.modules import module as _m
+
+    return not (module._forward_hooks or module._forward_pre_hooks or _m._global_forward_hooks
+                or _m._global_forward_pre_hooks)
+
+
+def is_pointwise(conv: nn.Module) -> bool:
+    """A 1x1(x1) kernel, stride 1, no padding, one group: the convolution acts position by position."""
     # a string padding ("same"/"valid") never compares equal to 0 here
     return (all(k == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride)
             and all(p == 0 for p in conv.padding) and conv.groups == 1)
@@ -76,7 +86,7 @@ class Conv2d(nn.Conv2d):
     """Drop-in ``nn.Conv2d`` with the matrix-product path for 1x1 kernels."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4 and _is_pointwise(self):
+        if x.dim() == 4 and is_pointwise(self):
             return pointwise(x, self.weight, self.bias)
         return super().forward(x)
 
@@ -85,7 +95,7 @@ class Conv3d(nn.Conv3d):
     """Drop-in ``nn.Conv3d`` (zero padding only) with the oneDNN fast path on the CPU."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 5 and _is_pointwise(self):
+        if x.dim() == 5 and is_pointwise(self):
             return pointwise(x, self.weight, self.bias)
         # inference only: training and search keep oneDNN's kernel, whose rounding their
         # trajectories (and tests/test_energy_budget.py's decoded networks) were measured with
