@@ -45,9 +45,8 @@ def concat_volume_conv3d(left: torch.Tensor, right: torch.Tensor, levels: int, w
         raise ValueError(f"need left/right [N, C, H, W] and a [O, 2C, k, k, k] kernel with odd k; got "
                          f"{tuple(left.shape)}, {tuple(right.shape)}, {tuple(weight.shape)}")
     p, dd = k // 2, levels
-    out = left.new_zeros(n, o, dd, h, w)
-    if bias is not None:
-        out += bias.view(1, o, 1, 1, 1)
+    # every output starts at its bias (one pass over the volume, not a fill and an add)
+    out = left.new_zeros(n, o, dd, h, w) if bias is None else bias.view(1, o, 1, 1, 1).expand(n, o, dd, h, w).clone()
 
     def per_slice_conv(x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
         # one 2D conv for the k disparity taps at once: [N, k, O, H, W]
