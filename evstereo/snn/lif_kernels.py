@@ -24,7 +24,8 @@ For large tensors (``>= COMPILE_MIN_NUMEL`` elements) the forward and backward k
 compiled with ``torch.compile`` (fused loops, about 10x faster than eager on CPU); small
 tensors and machines where compilation fails use the same kernels eagerly. The choice is
 :func:`set_backend` (or the ``EVSTEREO_SNN_BACKEND`` environment variable): ``"auto"``,
-``"compile"`` or ``"eager"``.
+``"compile"`` or ``"eager"``. One step from rest without gradient (a T = 1 network at
+inference) needs no kernel: its spikes are ``current > V_th``, computed as such.
 """
 
 from __future__ import annotations
