@@ -43,6 +43,7 @@ def source(app: str) -> str:
     ("train", "data.batch_size=0", "data.batch_size must be an integer >= 1, not 0"),
     ("train", "trainer.max_epochs=two", "trainer.max_epochs must be an integer >= 1, not 'two'"),
     ("train", "module.lr=fast", "section 'module': lr must be a number, not 'fast'"),
+    ("train", "module.spike_weight=-1", "section 'module': spike_weight must be >= 0, not -1"),
     ("train", "module.milestones=[2,x]", "section 'module': milestones[1] must be an integer, not 'x'"),
     ("search", "module.w_lr=fast", "section 'module': w_lr must be a number, not 'fast'"),
     ("train", "data.crop=96", "section 'data': crop must be [height, width] in pixels, not 96"),

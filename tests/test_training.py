@@ -227,3 +227,37 @@ def test_run_config_model_genotype_path_is_relative_to_the_model_file(tmp_path, 
     for overrides in ([], ["model.max_disparity=15"]):  # an override turns the model file into a mapping
         net, genotype = model_options(load_run_config(tmp_path / "run.yaml", overrides))
         assert genotype == other and net.max_disparity == (15 if overrides else 12)
+
+
+def test_spike_weight_adds_the_firing_rate_to_the_loss_and_lowers_it():
+    """``module.spike_weight``: the loss gains weight x the mean firing rate of the spiking
+    neurons, whose gradient (through the surrogate) lowers that rate faster than the task alone."""
+    from evstereo.models import NetConfig
+    from evstereo.search.genotypes import REFERENCE
+    from evstereo.snn import spike_rates
+    from evstereo.training.modules import StereoTrainModule
+
+    cfg = NetConfig(max_disparity=9, feature_filters=2, matching_filters=2)
+    gen = torch.Generator().manual_seed(0)
+    left = (torch.rand(2, 1, 5, 24, 36, generator=gen) < 0.3).float()
+    batch = {"left": left, "right": torch.roll(left, -2, dims=-1), "disparity": torch.full((2, 24, 36), 2.0),
+             "valid": torch.ones(2, 24, 36, dtype=torch.bool)}
+
+    def rate_after(weight: float, steps: int = 5) -> float:
+        torch.manual_seed(0)
+        module = StereoTrainModule(net=cfg, genotype=REFERENCE, log_energy=False, spike_weight=weight)
+        module.log = lambda *a, **k: None  # no trainer attached
+        opt = torch.optim.SGD(module.parameters(), lr=0.1)
+        for _ in range(steps):
+            opt.zero_grad()
+            module.training_step(batch, 0).backward()
+            opt.step()
+        with torch.no_grad(), spike_rates(module.model) as rates:
+            module.model(batch["left"], batch["right"])
+        assert len(rates) > 10  # one per spiking neuron layer
+        return torch.stack(rates).mean().item()
+
+    plain, some, more = rate_after(0.0), rate_after(100.0), rate_after(300.0)
+    assert more < some < plain and more < 0.9 * plain, (plain, some, more)
+    with pytest.raises(ValueError, match="spike_weight"):
+        StereoTrainModule(net=cfg, genotype=REFERENCE, spike_weight=-1.0)

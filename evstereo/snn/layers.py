@@ -15,10 +15,11 @@ state_dict, only for the duration of a DGS phase.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -204,6 +205,25 @@ def set_stateful(model: nn.Module, on: bool = True) -> int:
         lif.stateful = bool(on)
         lif.reset_state()
     return len(neurons)
+
+
+@contextlib.contextmanager
+def spike_rates(model: nn.Module) -> Iterator[list[Tensor]]:
+    """A list that receives, for every forward inside the block, each spiking :class:`LIF`'s mean
+    output (its firing rate, differentiable through the surrogate gradient); analog and read-out
+    neurons are left out."""
+    rates: list[Tensor] = []
+
+    def record(module: nn.Module, args: tuple, out: Tensor) -> None:
+        if module.mode == "spiking":
+            rates.append(out.mean())
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, LIF)]
+    try:
+        yield rates
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def reset_states(model: nn.Module) -> None:

@@ -6,6 +6,8 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 
 ``StereoTrainModule`` keeps the network's config and genotype in its hyper-parameters, so
 ``evstereo.models.load_checkpoint`` rebuilds the network from a Lightning checkpoint alone.
+With ``spike_weight`` > 0 it adds that times the mean firing rate of every spiking neuron to
+the task loss (``train/spike_rate``), a regulariser that trades accuracy for synaptic work.
 ``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
 from each half of the training data, an Adam step on the architecture (alphas, betas) on the
 "arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the ``budget_penalty``
@@ -35,7 +37,7 @@ from evstereo.models.losses import smooth_l1, subpixel_cross_entropy
 from evstereo.models.stereo_net import StereoBase
 from evstereo.search.energy_cost import BUDGET_PENALTIES, area_ratio, budget_penalty
 from evstereo.search.genotypes import Genotype
-from evstereo.snn import EnergyMeter, learned_time_constants
+from evstereo.snn import EnergyMeter, learned_time_constants, spike_rates
 
 LOSSES = ("smooth_l1", "subpixel_ce", "both")
 
@@ -121,10 +123,13 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
     def __init__(self, net: NetConfig | dict | None = None, genotype: Genotype | dict | str = "reference",
                  loss: str = "smooth_l1",
                  lr: float = 1e-3, milestones: tuple[int, ...] = (50, 100, 150), gamma: float = 0.5,
-                 weight_decay: float = 0.0, log_energy: bool = True, init: str | None = None):
+                 weight_decay: float = 0.0, log_energy: bool = True, init: str | None = None,
+                 spike_weight: float = 0.0):
         super().__init__()
         check_loss(loss)
-        check_options(float, lr=lr, gamma=gamma, weight_decay=weight_decay)
+        check_options(float, lr=lr, gamma=gamma, weight_decay=weight_decay, spike_weight=spike_weight)
+        if spike_weight < 0:
+            raise ValueError(f"spike_weight must be >= 0, not {spike_weight!r}")
         check_options(bool, log_energy=log_energy)
         if not isinstance(milestones, (list, tuple)):
             raise TypeError(f"milestones must be a list of epochs, not {milestones!r}")
@@ -133,7 +138,8 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
         # plain data only (checkpoints load with weights_only=True); Lightning passes these back as dicts
         self.save_hyperparameters({"net": config.as_dict(), "genotype": genotype.to_data(), "loss": loss,
                                    "lr": lr, "milestones": list(milestones), "gamma": gamma,
-                                   "weight_decay": weight_decay, "log_energy": log_energy, "init": init})
+                                   "weight_decay": weight_decay, "log_energy": log_energy, "init": init,
+                                   "spike_weight": spike_weight})
         self.model = StereoNet(genotype, config)
         if init is not None:
             self._start_from(init)
@@ -160,12 +166,18 @@ class StereoTrainModule(_MetricsMixin, L.LightningModule):
         return stereo_loss(self.model, batch, self.hparams.loss)[0]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, pred = stereo_loss(self.model, batch, self.hparams.loss)
+        weight = self.hparams.get("spike_weight", 0.0)
+        with spike_rates(self.model) if weight else contextlib.nullcontext([]) as rates:
+            loss, pred = stereo_loss(self.model, batch, self.hparams.loss)
         with torch.no_grad():
             v = batch["valid"]
             epe = (pred - batch["disparity"]).abs()[v].mean() if v.any() else pred.new_zeros(())
         self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
         self.log("train/epe", epe, prog_bar=True, batch_size=len(pred))
+        if rates:  # the energy regulariser: the mean firing rate over every spiking neuron
+            rate = torch.stack(rates).mean()
+            self.log("train/spike_rate", rate, prog_bar=True, batch_size=len(pred))
+            loss = loss + weight * rate
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
