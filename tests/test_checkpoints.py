@@ -63,6 +63,23 @@ def test_shipped_checkpoint_loads_as_data():
     assert load_checkpoint(shipped_checkpoint()).config.max_disparity == payload["config"]["max_disparity"]
 
 
+def test_shipped_checkpoint_is_the_searched_genotype_with_its_time_constants_and_dgs_history():
+    """What the README says of fast.pt: configs/model/fast.yaml's genotype; its three learnable
+    decays, which one step per window leaves at their 0.2 start; four DGS phases that moved some
+    surrogate temperatures, mostly up."""
+    from evstereo.models import model_parts
+    from evstereo.snn import learned_time_constants
+
+    net = load_checkpoint(shipped_checkpoint())
+    assert net.genotype == model_parts(ROOT / "configs" / "model" / "fast.yaml")[1]
+    assert learned_time_constants(net) == pytest.approx({"stem": 0.2, "feature": 0.2, "matching": 0.2})
+    history = torch.load(shipped_checkpoint(), weights_only=True)["extra"]["dgs_history"]
+    assert [phase["epoch"] for phase in history] == [0, 5, 10, 15]
+    deltas = [layer["delta"] for phase in history for layer in phase["layers"].values()]
+    moved = [d for d in deltas if d != 0]
+    assert len(deltas) == 4 * 30 and len(moved) == 26 and sum(d > 0 for d in moved) == 24
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda p: p["config"].update(colour="red"), "unknown model option"),
     (lambda p: p.pop("genotype"), "without its genotype"),

@@ -153,7 +153,6 @@ def test_single_time_step_is_a_plain_threshold():
     assert w.grad == 0  # the decay never acts with one step
 
 
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_one_step_without_gradient_gives_the_kernels_spikes_and_keeps_the_layout(layout):
     # inference at T = 1 skips the kernel: the same spikes (values at the threshold included)
@@ -167,6 +166,7 @@ def test_one_step_without_gradient_gives_the_kernels_spikes_and_keeps_the_layout
         fast = lif_multistep(current, 0.2, 0.5)
     assert torch.equal(fast, kernel) and fast.dtype == current.dtype and fast.stride() == current.stride()
     assert fast[0, 0, 1, 1, 2, 3].item() == 0 and 0 < fast.mean().item() < 1
+
 
 def test_detach_reset_cuts_the_reset_path():
     torch.manual_seed(1)

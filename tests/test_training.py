@@ -257,6 +257,17 @@ def test_spike_weight_adds_the_firing_rate_to_the_loss_and_lowers_it():
         assert len(rates) > 10  # one per spiking neuron layer
         return torch.stack(rates).mean().item()
 
+    torch.manual_seed(0)
+    task = StereoTrainModule(net=cfg, genotype=REFERENCE, log_energy=False)
+    regularised = StereoTrainModule(net=cfg, genotype=REFERENCE, log_energy=False, spike_weight=2.0)
+    regularised.load_state_dict(task.state_dict())
+    logged = {}
+    task.log = lambda *a, **k: None
+    regularised.log = lambda name, value, **k: logged.__setitem__(name, float(value))
+    difference = regularised.training_step(batch, 0) - task.training_step(batch, 0)
+    assert 0 < logged["train/spike_rate"] < 1
+    assert difference.item() == pytest.approx(2.0 * logged["train/spike_rate"], rel=1e-4)
+
     plain, some, more = rate_after(0.0), rate_after(100.0), rate_after(300.0)
     assert more < some < plain and more < 0.9 * plain, (plain, some, more)
     with pytest.raises(ValueError, match="spike_weight"):

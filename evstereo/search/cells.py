@@ -104,12 +104,12 @@ class Resample(nn.Module):
                 spikes: Tensor | None = None) -> Tensor:
         """With a ``probe``, each convolution is charged ``weight`` (``spikes``: the input's
         expected non-zero count when it is a mixture of cells, see :mod:`~evstereo.search.energy_cost`)."""
-        if self.up and probe is None and self._pointwise_at_inference():
-            # a 1x1 synapse and its neuron act position by position, so they commute with nearest
-            # upsampling: run them first, on a quarter (2D) or an eighth (3D) of the positions
-            y = self.layers(x)
-            return unfold(upsample_nearest(fold(y), size), y)
         if self.up:
+            if probe is None and self._pointwise_at_inference():
+                # a 1x1 synapse and its neuron act position by position, so they commute with nearest
+                # upsampling: run them first, on a quarter (2D) or an eighth (3D) of the positions
+                y = self.layers(x)
+                return unfold(upsample_nearest(fold(y), size), y)
             y = unfold(upsample_nearest(fold(x), size), x)
             spikes = None if spikes is None else spikes * (y.numel() / x.numel())
             x = y
@@ -120,7 +120,6 @@ class Resample(nn.Module):
             probe.conv(layer.synapse[0], x, y, weight, spikes)
             x, spikes = y, None
         return x
-
 
     def _pointwise_at_inference(self) -> bool:
         """Whether ``layers`` is one position-wise spiking layer evaluated without gradient, whose
