@@ -263,7 +263,7 @@ def test_spike_weight_adds_the_firing_rate_to_the_loss_and_lowers_it():
     regularised.load_state_dict(task.state_dict())
     logged = {}
     task.log = lambda *a, **k: None
-    regularised.log = lambda name, value, **k: logged.__setitem__(name, float(value))
+    regularised.log = lambda name, value, **k: logged.__setitem__(name, float(value.detach()))
     difference = regularised.training_step(batch, 0) - task.training_step(batch, 0)
     assert 0 < logged["train/spike_rate"] < 1
     assert difference.item() == pytest.approx(2.0 * logged["train/spike_rate"], rel=1e-4)
