@@ -11,6 +11,8 @@ upsampling and the read-out; results.json's ``energy.layers`` gives each part's 
 input spike rate; ``energy`` also holds the time steps, a memory-access-aware estimate and the
 same network counted as an ANN, evstereo.snn.energy), and frames/s. ``--scale auto|FACTOR`` resamples the network's input
 (auto: the rig's rule, fitted on the first windows; 1: off; results.json's ``scale``).
+Sparse input gets longer windows (``--min-event-density``, ``--max-window-factor``; 0 or 1:
+off); results.json's ``window_ms`` says which were used (network's, mean, share extended).
 ``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model, at
 the sensor's own resolution (its confident pixels: those it matched).
 ``--split N`` needs only the test sequence of split N (indoor_flyingN_data.hdf5, _gt.hdf5).
@@ -42,7 +44,7 @@ from evstereo.devices import add_device_option, resolve_device
 from evstereo.errors import InputError, run_tool
 from evstereo.fileio import atomic_path, check_writable, write_text_atomic
 from evstereo.inference.evaluation import EvalFrame, evaluate, evaluation_items, plan_frames
-from evstereo.inference.prediction import add_prediction_options, check_prediction_options, confident
+from evstereo.inference.prediction import add_prediction_options, check_prediction_options, confident, sparse_windows
 from evstereo.live.outputs import frame_stem
 from evstereo.metrics import METRIC_UNITS, format_metrics
 from evstereo.models import SGBMStereo, load_checkpoint, shipped_checkpoint
@@ -88,6 +90,15 @@ def _scale_text(r: dict) -> str:
     return "scales " + "; ".join(f"{Path(k).stem.removesuffix('_data')} {scale(v)}" for k, v in recordings.items())
 
 
+def _window_text(r: dict) -> str:
+    """", windows up to ..." when sparse events made some windows longer than the network's."""
+    w = r.get("window_ms")
+    if not w or not w["extended_share"]:
+        return ""
+    return (f"; {100 * w['extended_share']:.0f} % of the windows longer for sparse events, "
+            f"{w['mean']:g} ms on average against {w['network']:g} ms")
+
+
 def _summary(name: str, r: dict) -> str:
     parts = [format_metrics(r)]
     if r.get("energy_mj") is not None:
@@ -101,7 +112,7 @@ def _summary(name: str, r: dict) -> str:
                          f"({ann['energy_memory_mj']:.3f} with memory)")
     if r.get("frames_per_s"):
         parts.append(f"{r['frames_per_s']:.1f} frames/s")
-    lines = [f"{name} over {r['frames']} frames ({_scale_text(r)}): " + "; ".join(parts)]
+    lines = [f"{name} over {r['frames']} frames ({_scale_text(r)}{_window_text(r)}): " + "; ".join(parts)]
     c = r.get("confident")
     if c is not None:
         cover = "-" if c["coverage"] is None else f"{100 * c['coverage']:.1f} %"
@@ -119,7 +130,8 @@ def _run(argv: list[str] | None) -> int:
     if args.examples < 0:
         raise InputError(None, f"--examples {args.examples}: must be 0 (none) or positive")
     check_prediction_options(args)
-    conf_options = dict(min_confidence=args.min_confidence, event_radius=args.event_radius)
+    conf_options = dict(min_confidence=args.min_confidence, event_radius=args.event_radius,
+                        sparse=sparse_windows(args))
     device = resolve_device(args.device)
     # every output is checked before the model loads: a read-only or full disk fails now, not later
     out = check_writable(args.out)
@@ -180,7 +192,8 @@ def _run(argv: list[str] | None) -> int:
                       scale=args.scale, **conf_options)
     report = {"checkpoint": str(ckpt), "data": str(args.data), "split": args.split, "device": str(device),
               "representation": spec.as_dict(), "metric_units": METRIC_UNITS, "scale_option": args.scale,
-              "event_radius": args.event_radius, **result.as_dict()}
+              "event_radius": args.event_radius, "min_event_density": args.min_event_density,
+              "max_window_factor": args.max_window_factor, **result.as_dict()}
     if args.baseline == "sgbm":
         report["baselines"] = {"sgbm": base.as_dict()}
     write_text_atomic(out, json.dumps(report, indent=2) + "\n")

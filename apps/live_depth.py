@@ -113,7 +113,8 @@ def options(args: argparse.Namespace) -> LiveOptions:
                        speed=args.speed, max_frames=args.max_frames, device=args.device, compile=args.compile,
                        min_depth=args.min_depth, max_depth=args.max_depth, ply_every=args.ply_every,
                        cloud=args.cloud, out=args.out, scale=args.scale, min_confidence=args.min_confidence,
-                       event_radius=args.event_radius, show_all=args.show_all)
+                       event_radius=args.event_radius, show_all=args.show_all,
+                       min_event_density=args.min_event_density, max_window_factor=args.max_window_factor)
     opts.check()
     return opts
 

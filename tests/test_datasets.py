@@ -14,7 +14,7 @@ from conftest import ROOT
 from evstereo import events as ev
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.datasets.prepared import cache_path, prepare_recording, valid_frames
-from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
+from evstereo.datasets.samples import SampleSpec, SparseWindows, gt_disparity, make_sample, window_events
 from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
 from evstereo.datasets.transforms import HorizontalFlipSwap, RandomCrop
 from evstereo.recordings import open_recording
@@ -36,6 +36,37 @@ def test_sample_pairs_events_and_gt_by_timestamp(random_recording):
         assert np.array_equal(s["valid"], np.isfinite(d) & (d <= 36.3))
         np.testing.assert_allclose(s["disparity"][s["valid"]], d[s["valid"]])
         assert (s["disparity"][~s["valid"]] == 0).all()
+
+
+def test_sparse_windows_reach_back_until_both_cameras_have_events(tmp_path, random_recording):
+    from random_recording import write_random_mvsec
+
+    from conftest import REAL_CALIB
+
+    sparse = write_random_mvsec(tmp_path, "sparse", 1.2, 20_000, gt_hz=20.0, seed=4, calibration=REAL_CALIB)
+    spec = SampleSpec()
+    with open_recording(sparse) as rec:
+        t = int(rec.gt_timestamps()[-1])  # late: every window length fits after the first event
+        density = len(rec.events("left", t - 50_000, t)) / (260 * 346)
+        assert 0.005 < density < 0.0125  # 8x stays under 0.1: the cap
+        for policy, window in ((None, 50_000), (SparseWindows(0.0), 50_000), (SparseWindows(), 400_000),
+                               (SparseWindows(max_factor=4), 200_000), (SparseWindows(2 * density), 100_000),
+                               (SparseWindows(max_factor=1), 50_000)):
+            t0, events = window_events(rec, t, 50_000, policy)
+            assert t0 == t - window, policy
+            for cam in ("left", "right"):
+                np.testing.assert_array_equal(events[cam].t, rec.events(cam, t0, t).t)
+        s = make_sample(rec, len(rec.gt_timestamps()) - 1, spec, sparse=SparseWindows())
+        assert s["window_us"] == 400_000
+        e = rec.events("left", t - 400_000, t)  # the bins span the whole longer window
+        np.testing.assert_array_equal(s["left"][0], ev.sbt(e.x, e.y, e.t, e.p, 5, 260, 346, t - 400_000, t))
+        assert make_sample(rec, len(rec.gt_timestamps()) - 1, spec)["window_us"] == 50_000  # training: never
+    with open_recording(random_recording) as rec:  # dense enough: the network's window
+        t = int(rec.gt_timestamps()[10])
+        assert window_events(rec, t, 50_000, SparseWindows(0.05))[0] == t - 50_000
+    for bad in (dict(min_density=-1.0), dict(min_density=float("nan")), dict(max_factor=0), dict(max_factor=2.5)):
+        with pytest.raises(ValueError):
+            SparseWindows(**bad)
 
 
 def test_spec_shapes_and_quantisation():

@@ -28,7 +28,7 @@ class EventActivity(torch.nn.Module):
 def test_frames_on_gt_timestamps_with_expected_content(random_recording):
     spec = InputSpec("counts", bins=2)  # counts: every pixel with an event is non-zero
     with open_recording(random_recording) as rec:
-        eng = StreamingEngine(rec, EventActivity(input_spec=spec), EngineConfig(max_speed=True))
+        eng = StreamingEngine(rec, EventActivity(input_spec=spec), EngineConfig(max_speed=True, sparse=None))
         assert eng.spec.input == spec and eng.config.window_us == spec.window_us  # read from the model
         frames = list(eng.frames())
         ts = rec.gt_timestamps()
@@ -46,6 +46,23 @@ def test_frames_on_gt_timestamps_with_expected_content(random_recording):
         assert set(f.timings_ms) == {"read", "represent", "model", "post"}
         s = eng.stats.summary()
         assert s["frames_produced"] == len(frames) and s["frames_skipped"] == 0
+
+
+def test_sparse_events_get_a_longer_window(random_recording):
+    # about 0.09 events per pixel in 50 ms: under the default 0.1, so the windows double
+    with open_recording(random_recording) as rec:
+        eng = StreamingEngine(rec, EventActivity(input_spec=InputSpec("counts", bins=2)), EngineConfig(max_speed=True))
+        frames = list(eng.frames())
+        f = frames[3]
+        assert f.window_us == 100_000
+        for cam, got in (("left", f.left), ("right", f.right)):
+            ev = rec.events(cam, f.t_us - 100_000, f.t_us)
+            assert len(ev) >= 0.1 * 260 * 346 > len(rec.events(cam, f.t_us - 50_000, f.t_us))
+            np.testing.assert_array_equal(got.t, ev.t)
+        # the first window cannot reach before the recording's first event
+        start = rec.time_span()[0]
+        assert frames[0].t_us - frames[0].window_us < start and frames[0].window_us == 100_000
+        assert eng.stats.summary()["windows_ms"]["p50"] == 100.0
 
 
 def test_regular_grid_and_limits(random_recording):

@@ -87,7 +87,12 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     # the console uses results.json's names and units (m, not cm); a progress bar on stderr
     assert f"mean_disparity_error {res['mean_disparity_error']:.3f} px" in r.stdout
     assert f"mean_depth_error {res['mean_depth_error']:.3f} m" in r.stdout
-    assert "sgbm over 4 frames (scale 1)" in r.stdout and "cm" not in r.stdout
+    # about 0.09 events per pixel in 50 ms: every window doubled for both (the same frames), and said so
+    windows = "100 % of the windows longer for sparse events, 100 ms on average against 50 ms"
+    assert f"sgbm over 4 frames (scale 1; {windows})" in r.stdout and "cm" not in r.stdout
+    assert res["window_ms"] == {"network": 50.0, "mean": 100.0, "extended_share": 1.0}
+    assert res["baselines"]["sgbm"]["window_ms"] == res["window_ms"] == net_rec["window_ms"]
+    assert res["min_event_density"] == 0.1 and res["max_window_factor"] == 8
     cover = res["confident"]["coverage"]
     assert f"confident pixels (confidence >= 0.05, {100 * cover:.1f} % of GT pixels)" in r.stdout
     assert f"1pe {res['1pe']:.3f} %" in r.stdout
@@ -103,7 +108,9 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
 
     for option, message in ((["--scale", "huge"], "--scale huge: scale must be 'auto' or a number"),
                             (["--min-confidence", "1.5"], "--min-confidence 1.5: must lie in 0..1"),
-                            (["--event-radius", "-1"], "--event-radius -1: must be 0 (off) or positive")):
+                            (["--event-radius", "-1"], "--event-radius -1: must be 0 (off) or positive"),
+                            (["--min-event-density", "-0.1"], "--min-event-density -0.1: must be 0 (off) or positive"),
+                            (["--max-window-factor", "0"], "--max-window-factor 0: must be 1 (off) or more")):
         assert main(["--data", str(tmp_path), "--out", str(tmp_path / "r.json"), *option]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1

@@ -4,9 +4,10 @@
 one window) over the span both cameras record, keeping the windows (t - window, t] where each
 camera has at least ``min_events`` events. ``UnlabelledDataset`` gives, per window:
 
-- ``left``/``right`` float32 [T, C, h, w]: the network's input, built exactly as for training
-  and inference (``represent`` with the checkpoint's InputSpec over ``window_bounds``, then
-  resampled by the input scale, ``evstereo.datasets.scaling``);
+- ``left``/``right`` float32 [T, C, h, w]: the network's input, built exactly as for
+  inference (``represent`` with the checkpoint's InputSpec over ``window_events``: where the
+  events are sparse, the longer window inference then uses, ``SparseWindows``; then resampled
+  by the input scale, ``evstereo.datasets.scaling``);
 - ``left_image``/``right_image`` float32 [3, h, w]: what the self-supervised loss compares
   (:func:`event_images`): negative and positive event counts and a time surface (the latest
   event's time in the window, 0 at its start, 1 at its end), resampled likewise, each
@@ -43,7 +44,7 @@ from tqdm import tqdm
 
 from evstereo import events as ev
 from evstereo.datasets.datamodule import _crop_size, _plain_paths
-from evstereo.datasets.samples import represent, window_bounds
+from evstereo.datasets.samples import SparseWindows, represent, window_bounds, window_events
 from evstereo.datasets.scaling import parse_scale, resample_frames, resolve_scale, scaled_size
 from evstereo.datasets.torch_datasets import _sample_rng
 from evstereo.errors import InputError
@@ -103,10 +104,11 @@ class UnlabelledDataset(Dataset):
     def __init__(self, paths: list[str | os.PathLike], spec: InputSpec, crop: tuple[int, int] | None = None,
                  stride_us: int | None = None, min_events: int = MIN_EVENTS, sigma: float = 1.5,
                  scale: str | float = "auto", nominal_hw: tuple[int, int] | None = None, progress: bool = False,
-                 max_disparity: float | None = None):
+                 max_disparity: float | None = None, sparse: SparseWindows | None = None):
         if not paths:
             raise InputError(None, "no recording to adapt on")
         self.paths, self.spec, self.crop, self.sigma = [Path(p) for p in paths], spec, crop, float(sigma)
+        self.sparse = sparse
         self.items: list[tuple[int, int]] = []  # (recording index, window end in us)
         self.scales: list[float] = []  # per recording: the input scale and the network's size
         sizes: list[tuple[int, int]] = []
@@ -141,10 +143,11 @@ class UnlabelledDataset(Dataset):
         if k not in self._recs:  # opened lazily, in the worker that reads (h5py handles must not cross a fork)
             self._recs[k] = open_recording(self.paths[k])
         rec, scale, size = self._recs[k], self.scales[k], self.sizes[k]
-        t0, t1 = window_bounds(t, self.spec)
+        t1 = t
+        t0, both = window_events(rec, t, self.spec.window_us, self.sparse)
         out: dict[str, np.ndarray | int] = {"t_us": t, "recording": k}
         for cam in CAMERAS:
-            events = rec.events(cam, t0, t1)
+            events = both[cam]
             out[cam] = resample_frames(represent(events, self.spec, rec.height, rec.width, t0, t1), scale, size)
             out[f"{cam}_image"] = event_images(events, rec.height, rec.width, t0, t1, self.sigma, size)
         return out
@@ -184,7 +187,9 @@ class UnlabelledDataModule(L.LightningDataModule):
     ``spec``: the network's InputSpec fields; ``stride_ms``: time between window ends (default
     one window); ``sigma``: Gaussian blur of the event images in px (0: none); ``scale``: the
     input scale ("auto" or a factor), towards ``nominal_hw`` (the network's ``nominal_size``;
-    None: NOMINAL_HW) within the network's ``max_disparity`` (None: not capped). Bad values are
+    None: NOMINAL_HW) within the network's ``max_disparity`` (None: not capped);
+    ``min_event_density``/``max_window_factor``: the longer windows of sparse events, as
+    inference uses them (``SparseWindows``; 0 or 1: off). Bad values are
     ValueErrors naming the option, raised here; the recordings are scanned here too.
     """
 
@@ -192,8 +197,14 @@ class UnlabelledDataModule(L.LightningDataModule):
                  batch_size: int = 2, num_workers: int = 0, steps_per_epoch: int | None = None,
                  stride_ms: float | None = None, min_events: int = MIN_EVENTS, sigma: float = 1.5,
                  scale: str | float = "auto", nominal_hw: list[int] | None = None, progress: bool = True,
-                 max_disparity: float | None = None):
+                 max_disparity: float | None = None, min_event_density: float = SparseWindows.min_density,
+                 max_window_factor: int = SparseWindows.max_factor):
         super().__init__()
+        try:
+            sparse = SparseWindows(min_event_density, max_window_factor)
+        except ValueError as exc:  # named as in the config
+            raise ValueError(str(exc).replace("min_density", "min_event_density")
+                             .replace("max_factor", "max_window_factor")) from None
         self.crop = _crop_size(crop)
         _positive("batch_size", batch_size)
         _positive("steps_per_epoch", steps_per_epoch, allow_none=True)
@@ -210,11 +221,13 @@ class UnlabelledDataModule(L.LightningDataModule):
                                    "num_workers": num_workers, "steps_per_epoch": steps_per_epoch,
                                    "stride_ms": stride_ms, "min_events": min_events, "sigma": sigma,
                                    "scale": scale, "nominal_hw": None if nominal_hw is None else list(nominal_hw),
-                                   "max_disparity": max_disparity})
+                                   "max_disparity": max_disparity, "min_event_density": min_event_density,
+                                   "max_window_factor": max_window_factor})
         self.batch_size, self.num_workers, self.steps_per_epoch = batch_size, num_workers, steps_per_epoch
         stride_us = None if stride_ms is None else max(int(round(stride_ms * 1000)), 1)
         self.dataset = UnlabelledDataset(recordings, InputSpec(**spec), self.crop, stride_us, min_events, sigma, scale,
-                                         None if nominal_hw is None else tuple(nominal_hw), progress, max_disparity)
+                                         None if nominal_hw is None else tuple(nominal_hw), progress, max_disparity,
+                                         sparse)
 
     def train_dataloader(self) -> DataLoader:
         n = None if self.steps_per_epoch is None else self.steps_per_epoch * self.batch_size

@@ -9,7 +9,9 @@ flat however long the recording is. Per-stage timings are kept for every frame.
 
 The model's input comes from the model: ``model.input_spec`` (an ``InputSpec``: representation,
 bins, time steps, window); ``EngineConfig.window_us`` overrides only the window (None: the
-network's). GT disparities are masked with ``SampleSpec``'s ground-truth rules
+network's). Where the events are sparse, ``EngineConfig.sparse`` (``SparseWindows``, on by
+default; None: off) lets a window reach further back than that (``DepthFrame.window_us``);
+a stateful network always keeps its own window. GT disparities are masked with ``SampleSpec``'s ground-truth rules
 (``gt_max_disparity``), which belong to the data, not to the network.
 
 Each window runs through a ``Predictor`` (``evstereo.inference.prediction``): the frames are
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from evstereo.recordings.recording import Recording
-from evstereo.datasets.samples import SampleSpec, gt_disparity, represent
+from evstereo.datasets.samples import SampleSpec, SparseWindows, gt_disparity, represent, window_events
 from evstereo.events.arrays import Events
 from evstereo.events.input_spec import InputSpec
 from evstereo.geometry import disparity_to_depth
@@ -57,6 +59,7 @@ class EngineConfig:
     fused_readout: bool = True  # CPU: upsampling + disparity head in one numba pass (see readout.py)
     scale: str | float = "auto"  # input scale: "auto" (towards the network's nominal size) or a factor
     event_radius: float = DEFAULT_EVENT_RADIUS  # confidence 0 farther than this from an event (0: off)
+    sparse: SparseWindows | None = SparseWindows()  # longer windows where the events are sparse (None: off)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class DepthFrame:
     gt_disparity: np.ndarray | None = None  # NaN where invalid
     skipped: int = 0  # windows dropped right before this one to keep pace
     confidence: np.ndarray | None = None
+    window_us: int | None = None  # the event window used (longer than the network's where events are sparse)
 
 
 def percentiles(values: list[float]) -> dict:
@@ -92,6 +96,7 @@ class EngineStats:
     state_resets: int = 0  # a stateful network's membranes set to rest (first window, seeks, skips)
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency_ms: list[float] = field(default_factory=list)
+    windows_us: list[int] = field(default_factory=list)  # the event window of every frame produced
 
     def summary(self) -> dict:
         total = [sum(x) for x in zip(*self.timings_ms.values())] if self.frames else []
@@ -102,6 +107,7 @@ class EngineStats:
             "stages_ms": {s: percentiles(v) for s, v in self.timings_ms.items()},
             "processing_ms": percentiles(total),
             "latency_ms": percentiles(self.latency_ms),
+            "windows_ms": percentiles([w / 1000 for w in self.windows_us]),
         }
 
 
@@ -206,13 +212,14 @@ class StreamingEngine:
         """Run one window ending at ``t_us`` through every stage."""
         timings = {}
         t = time.perf_counter()
-        t0 = t_us - self.config.window_us
         if self._stateful:
-            if self._last_end != t0:  # a seek, a skipped window or the first one: from rest
+            if self._last_end != t_us - self.config.window_us:  # a seek, a skipped window or the first one: from rest
                 self._net.reset_state()
                 self.stats.state_resets += 1
             self._last_end = t_us
-        left, right = self.rec.events("left", t0, t_us), self.rec.events("right", t0, t_us)
+        sparse = None if self._stateful else self.config.sparse
+        t0, events = window_events(self.rec, t_us, self.config.window_us, sparse)
+        left, right = events["left"], events["right"]
         timings["read"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         h, w = self.rec.height, self.rec.width
@@ -230,7 +237,8 @@ class StreamingEngine:
         depth = disparity_to_depth(disp, self.rec.fB) if self.rec.fB else None
         gt = self._gt(t_us)
         timings["post"] = (time.perf_counter() - t) * 1e3
-        return DepthFrame(index, int(t_us), disp, depth, left, right, timings, 0.0, gt, confidence=conf)
+        return DepthFrame(index, int(t_us), disp, depth, left, right, timings, 0.0, gt, confidence=conf,
+                          window_us=int(t_us - t0))
 
     def warm_up(self) -> None:
         """Run the first window once, untimed: first calls compile and load (numba kernels, the
@@ -274,5 +282,6 @@ class StreamingEngine:
             for s in STAGES:
                 self.stats.timings_ms[s].append(frame.timings_ms[s])
             self.stats.latency_ms.append(frame.latency_ms)
+            self.stats.windows_us.append(frame.window_us)
             yield frame
             k += 1

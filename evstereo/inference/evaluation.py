@@ -14,6 +14,10 @@ protocol's ``gt_max_disparity``, not the network's range), the metrics come from
 from ``EnergyMeter`` (on every frame unless ``energy_frames`` limits it: one more forward
 pass each, at the Predictor's current scale), and frames/s from the prediction's time alone.
 
+Where the events are sparse, ``sparse`` (a ``SparseWindows``: evaluate's default, off in
+training) lets a frame's window reach further back; the windows used are reported per
+recording (``window_ms``: the network's, the mean used, the share of frames extended).
+
 Each frame runs through a ``Predictor`` (``evstereo.inference.prediction``) made for its
 recording: the input scale ("auto" by default) resamples the event tensors to the network's
 size and the disparity and confidence come back at the sensor's, where they are scored
@@ -39,12 +43,13 @@ from tqdm import tqdm
 from evstereo.recordings import open_recording
 from evstereo.datasets.prepared import valid_frames
 from evstereo.recordings.recording import Recording
-from evstereo.datasets.samples import SampleSpec, gt_disparity, make_sample
+from evstereo.datasets.samples import SampleSpec, SparseWindows, gt_disparity, make_sample
 from evstereo.events.input_spec import sample_input
 from evstereo.datasets.splits import mvsec_split
 from evstereo.errors import InputError
 from evstereo.inference.engine import Model
-from evstereo.inference.prediction import DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor, streamed
+from evstereo.inference.prediction import (DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor, is_stateful,
+                                           streamed)
 from evstereo.metrics import MetricAccumulator, coverage
 from evstereo.snn import EnergyMeter
 from evstereo.snn.layers import folded_for_inference
@@ -96,6 +101,7 @@ class EvalResult:
     confident: dict | None = None  # the same over confident pixels, and "coverage"
     recordings: dict = field(default_factory=dict)  # path -> {"sensor", "scale", metrics..., "confident"}
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    window_ms: dict | None = None  # the event windows used (``window_summary``), all recordings together
 
     @property
     def scale(self) -> float | None:
@@ -106,7 +112,7 @@ class EvalResult:
     def as_dict(self) -> dict:
         out = dict(self.metrics)
         out.update(scale=self.scale, min_confidence=self.min_confidence, confident=self.confident,
-                   recordings=self.recordings)
+                   window_ms=self.window_ms, recordings=self.recordings)
         if self.energy is not None:
             out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"],
                         "energy": {k: self.energy[k] for k in ("frames_measured", "time_steps", "energy_memory_mj",
@@ -210,12 +216,20 @@ def plan_frames(items: Items, spec: SampleSpec, max_frames: int | None = None) -
     return plan
 
 
-def iterate_frames(plan: Items, spec: SampleSpec) -> Iterator[tuple[str, Recording, dict]]:
+def iterate_frames(plan: Items, spec: SampleSpec,
+                   sparse: SparseWindows | None = None) -> Iterator[tuple[str, Recording, dict]]:
     """(recording path, the open recording, sample) for every frame of a ``plan_frames`` plan, in order."""
     for path, frames in plan:
         with open_recording(path) as rec:
             for i in frames:
-                yield str(path), rec, make_sample(rec, int(i), spec)
+                yield str(path), rec, make_sample(rec, int(i), spec, sparse=sparse)
+
+
+def window_summary(windows_us: list[int], window_us: int) -> dict:
+    """The windows a set of frames used: the network's, the mean, the share longer than it (ms)."""
+    w = np.asarray(windows_us, np.float64)
+    return {"network": window_us / 1000, "mean": float(w.mean()) / 1000 if len(w) else None,
+            "extended_share": float((w > window_us).mean()) if len(w) else None}
 
 
 def streamed_energy(measure: Callable[[Tensor, Tensor], dict], model: torch.nn.Module, left: Tensor,
@@ -254,9 +268,11 @@ def energy_summary(reports: list[dict]) -> dict:
 def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
              on_frame: Callable[[EvalFrame], None] | None = None, device: str | torch.device = "cpu",
              progress: str | None = None, scale: str | float = "auto",
-             min_confidence: float = DEFAULT_MIN_CONFIDENCE, event_radius: float = DEFAULT_EVENT_RADIUS) -> EvalResult:
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE, event_radius: float = DEFAULT_EVENT_RADIUS,
+             sparse: SparseWindows | None = None) -> EvalResult:
     """Run ``model`` over the frames of ``plan`` (from ``plan_frames``), its input built from
     ``model.input_spec`` and resampled by ``scale`` ("auto" or a factor, per recording);
+    ``sparse``: longer windows where the events are sparse (module doc; not for a stateful network);
     ``on_frame`` sees every prediction; ``progress``: the label of a progress bar on stderr
     (None: no bar). Confident pixels: confidence >= ``min_confidence`` (see the module doc)."""
     spec = SampleSpec.for_input(sample_input(model))
@@ -264,6 +280,9 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     per_output = spec.window_us / model.input_spec.window_us
     scores = Scores(min_confidence)
     per_recording: dict[str, tuple[Scores, Predictor]] = {}
+    windows: dict[str, list[int]] = {}
+    if is_stateful(model):
+        sparse = None  # its windows follow one another: one length
     energies: list[dict] = []
     ann: dict | None = None
     times: list[float] = []
@@ -273,13 +292,14 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     total = sum(len(frames) for _, frames in plan)
     with torch.no_grad(), tqdm(total=total, desc=progress, unit="frame", disable=progress is None,
                                dynamic_ncols=True) as bar:
-        for k, (path, rec, s) in enumerate(iterate_frames(plan, spec)):
+        for k, (path, rec, s) in enumerate(iterate_frames(plan, spec, sparse)):
             fB = rec.fB
             if path not in per_recording:  # the scale follows each recording's sensor
                 h, w = s["left"].shape[-2:]
                 per_recording[path] = (Scores(min_confidence), Predictor(model, h, w, scale, event_radius, fB=fB,
                                                                          disparity=rec.typical_disparity))
             rec_scores, predictor = per_recording[path]
+            windows.setdefault(path, []).append(int(s["window_us"]))
             left = torch.from_numpy(s["left"])[None].to(device)
             right = torch.from_numpy(s["right"])[None].to(device)
             t = time.perf_counter()
@@ -308,7 +328,9 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale, "scale_rule": p.rule,
                          "typical_disparity": p.typical_disparity,
                          "network_size": list(p.network_size),
+                         "window_ms": window_summary(windows[path], spec.window_us),
                          **sc.as_dict()} for path, (sc, p) in per_recording.items()}
     return EvalResult({k: v for k, v in overall.items() if k != "confident"}, energy,
                       times[1:] if len(times) > 1 else times,  # the first call warms up
-                      overall["confident"], recordings, min_confidence)
+                      overall["confident"], recordings, min_confidence,
+                      window_summary([w for ws in windows.values() for w in ws], spec.window_us))

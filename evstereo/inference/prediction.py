@@ -34,7 +34,10 @@ made the shipped network worse than no scaling (dvs128: 3.25 px at x2.25 against
 x1; dsec: 1.94 px at x0.5 against 0.51 px).
 
 ``add_prediction_options``/``check_prediction_options`` are the apps' options for all this
-(``--scale``, ``--min-confidence``, ``--event-radius``, ``--show-all``), defined once.
+(``--scale``, ``--min-event-density`` and ``--max-window-factor``: longer windows where the
+events are sparse, ``evstereo.datasets.samples.SparseWindows``; ``--min-confidence``,
+``--event-radius``, ``--show-all``), defined once; ``sparse_windows`` turns the two window
+options into the policy.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from torch import Tensor, nn
 
 from evstereo.datasets.scaling import (SCALE_RANGE, parse_scale, resample_frames, resolve_scale_and_rule,
                                        restore_disparity, restore_map, scaled_size)
+from evstereo.datasets.samples import SparseWindows
 from evstereo.errors import InputError
 from evstereo.models.photometric import activity_image, photometric_loss
 
@@ -248,14 +252,20 @@ class Predictor:
 
 
 def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
-    """The apps' --scale, --min-confidence, --event-radius and --show-all (``shown``: what --show-all
-    changes, e.g. "examples show")."""
+    """The apps' --scale, --min-event-density, --max-window-factor, --min-confidence, --event-radius
+    and --show-all (``shown``: what --show-all changes, e.g. "examples show")."""
     ap.add_argument("--scale", default="auto", metavar="auto|FACTOR",
                     help="resample the network's input by this factor (auto, the default: the rig's disparities "
                          "towards the training rig's, or the sensor towards 346x260 without a calibration, lowered "
                          "or raised so that the recording's typical disparity lies between a quarter and half of the "
                          "network's range, then, unless that bound applied, the best of that factor x 1, 0.8, 0.67, "
                          "0.5 on the first 8 frames; 1: off)")
+    ap.add_argument("--min-event-density", type=float, default=SparseWindows.min_density, metavar="D",
+                    help="sparse input: where a camera has fewer than D events per pixel in the network's window, "
+                         "the window reaches 2x, 4x, ... further back until both have "
+                         f"(default {SparseWindows.min_density:g}; 0: always the network's window)")
+    ap.add_argument("--max-window-factor", type=int, default=SparseWindows.max_factor, metavar="F",
+                    help=f"the longest such window, in network windows (default {SparseWindows.max_factor})")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
                     help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
     ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",
@@ -265,8 +275,9 @@ def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
 
 
 def check_prediction_options(args: argparse.Namespace | object) -> None:
-    """InputError naming the option for a bad --scale, --min-confidence or --event-radius; ``args.scale``
-    parsed. ``args``: parsed arguments, or any object with those attributes (``LiveOptions``)."""
+    """InputError naming the option for a bad --scale, --min-event-density, --max-window-factor,
+    --min-confidence or --event-radius; ``args.scale`` parsed. ``args``: parsed arguments, or any
+    object with those attributes (``LiveOptions``)."""
     try:
         args.scale = parse_scale(args.scale)
     except ValueError as exc:
@@ -275,3 +286,12 @@ def check_prediction_options(args: argparse.Namespace | object) -> None:
         raise InputError(None, f"--min-confidence {args.min_confidence:g}: must lie in 0..1")
     if args.event_radius < 0:
         raise InputError(None, f"--event-radius {args.event_radius:g}: must be 0 (off) or positive")
+    if not (np.isfinite(args.min_event_density) and args.min_event_density >= 0):
+        raise InputError(None, f"--min-event-density {args.min_event_density:g}: must be 0 (off) or positive")
+    if args.max_window_factor < 1:
+        raise InputError(None, f"--max-window-factor {args.max_window_factor}: must be 1 (off) or more")
+
+
+def sparse_windows(args: argparse.Namespace | object) -> SparseWindows:
+    """The ``SparseWindows`` of checked --min-event-density and --max-window-factor."""
+    return SparseWindows(float(args.min_event_density), int(args.max_window_factor))

@@ -33,8 +33,9 @@ import torch
 from evstereo.errors import InputError
 from evstereo.inference import DepthFrame, EngineConfig, StreamingEngine
 from evstereo.inference.engine import percentiles
+from evstereo.datasets.samples import SparseWindows
 from evstereo.inference.prediction import (DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, check_prediction_options,
-                                           confident)
+                                           confident, sparse_windows)
 from evstereo.live.controls import PlaybackControl, RateMeter, RunningMetrics
 from evstereo.live.outputs import DEPTH_DIR, DISPARITY_DIR, HeadlessOutputs, frame_stem
 from evstereo.metrics import METRIC_UNITS, format_metrics
@@ -68,6 +69,8 @@ class LiveOptions:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE  # pictures and clouds show pixels at least this confident
     event_radius: float = DEFAULT_EVENT_RADIUS  # confidence 0 farther than this from an event (0: off)
     show_all: bool = False  # show every pixel, confident or not
+    min_event_density: float = SparseWindows.min_density  # sparse events: longer windows (0: off)
+    max_window_factor: int = SparseWindows.max_factor  # the longest such window, in network windows
 
     def check(self) -> None:
         """InputError naming the option for a value out of range (``scale`` is parsed)."""
@@ -115,7 +118,7 @@ class LiveSession:
                                    stride_us=int(round(o.stride_ms * 1000)) if o.stride_ms else None,
                                    max_speed=o.max_speed, speed=o.speed or 1.0, max_frames=o.max_frames,
                                    device=str(o.device), compile=o.compile, scale=o.scale,
-                                   event_radius=o.event_radius)
+                                   event_radius=o.event_radius, sparse=sparse_windows(o))
         self.control = PlaybackControl()
         self.engine = StreamingEngine(rec, model, self.config, clock=self.control.clock, sleep=self.control.sleep)
         self.config, self.spec = self.engine.config, self.engine.spec  # the window filled in
@@ -329,6 +332,8 @@ class LiveSession:
             "network_size": {"height": self.engine.network_size[0], "width": self.engine.network_size[1]},
             "min_confidence": self.options.min_confidence,
             "event_radius": self.options.event_radius,
+            "min_event_density": self.options.min_event_density,
+            "max_window_factor": self.options.max_window_factor,
             "show_all": self.options.show_all,
             "confident_share": percentiles(self.confident_share),
             "fB": self.fB,
