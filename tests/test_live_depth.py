@@ -345,6 +345,9 @@ def test_real_dvs128_recording_end_to_end(tmp_path):
             f"{t['typical_disparity']:g} px)") in r.stdout
     n = t["frames_produced"]
     assert n == 20 and t["frames_skipped"] == 0  # headless: every window, no real-time pacing
+    # about 250 events per 50 ms on 128x128 pixels: under 0.1 per pixel, so the windows reach further back
+    assert t["min_event_density"] == 0.1 and t["max_window_factor"] == 8
+    assert 50 < t["windows_ms"]["p50"] <= t["windows_ms"]["max"] <= 400
     npys = sorted((out / "disparity_npy").glob("*.npy"))
     assert len(npys) == n and not (out / "clouds").exists()  # no f*B: no metric point clouds
     # the recording starts at t = 0: times of 5 and 6 digits, zero-padded so that names sort in time order

@@ -80,7 +80,8 @@ def test_pictures_and_clouds_show_the_confident_pixels_unless_show_all(random_re
 
 def test_prediction_options_are_checked():
     for bad, option in ((dict(min_confidence=1.5), "--min-confidence"), (dict(event_radius=-2), "--event-radius"),
-                        (dict(scale="big"), "--scale")):
+                        (dict(scale="big"), "--scale"), (dict(min_event_density=-0.5), "--min-event-density"),
+                        (dict(max_window_factor=0), "--max-window-factor")):
         with pytest.raises(InputError, match=option):
             LiveOptions(**bad).check()
     opts = LiveOptions(scale="2")
