@@ -3,8 +3,9 @@
     python scripts/pendulum_figure.py [--checkpoint CKPT] [--recording REC] [--out docs/images/real_pendulum_stereo.png]
 
 Converts ../shared/data/real/pendulum_left_30cm_2.tsv.npz when REC is missing (as
-scripts/heldout_eval.py does), streams every 50 ms window through the network (automatic input
-scale) and through SGBM, and compares, per window, the median disparity each predicts at the
+scripts/heldout_eval.py does), streams a window every 50 ms through the network (automatic input
+scale; longer windows where the events are sparse, as live depth has them by default) and
+through SGBM, and compares, per window, the median disparity each predicts at the
 left camera's event pixels with the events' own estimate: the shift at which the two cameras'
 event images over the last 300 ms correlate best (``evstereo.recordings.shift``), the bob
 being the only thing that moves. Prints the median and mean distance for each method and draws
