@@ -1,7 +1,8 @@
 """`python -m data_tools.inspect FILE`: summary of any supported recording.
 
-Sensor size, duration, events and rate per camera (so an empty or swapped camera shows),
-ground-truth frames, calibration; a ``warning: ...`` line on stderr for a recording that is
+Sensor size, duration, events and rate per camera (so an empty or swapped camera shows) and
+how many a 50 ms window holds per pixel (under ``SparseWindows``' density, evaluate and live
+depth make the windows longer: a line says so), ground-truth frames, calibration; a ``warning: ...`` line on stderr for a recording that is
 most likely misread (a camera without events, a span of days, an impossible event rate).
 Bad input: one line, exit 2; Ctrl-C: one line, exit 130.
 """
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 
+from evstereo.datasets.samples import SparseWindows
 from evstereo.errors import run_tool
 from evstereo.recordings.summary import format_summary
 
@@ -24,7 +26,15 @@ def _main(args: argparse.Namespace) -> int:
     if not args.quiet:
         for w in s.get("warnings", []):
             print(f"warning: {w}", file=sys.stderr, flush=True)
-    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(format_summary(s))
+    sparse = SparseWindows()
+    density = min(c["events_per_pixel_per_window"] for c in s["cameras"].values())
+    if 0 < density < sparse.min_density:
+        print(f"  windows       sparse (under {sparse.min_density:g} events per pixel in 50 ms): evaluate and live "
+              f"depth reach up to {sparse.max_factor}x further back (--min-event-density 0: off)")
     return 0
 
 

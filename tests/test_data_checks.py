@@ -377,6 +377,21 @@ def test_json_goes_to_stdout(tmp_path, random_recording):
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
 
 
+def test_inspect_shows_events_per_pixel_and_says_when_windows_get_longer(tmp_path, random_recording):
+    from random_recording import write_random_mvsec
+
+    r = _run("data_tools.inspect", random_recording, "--json", "-q")
+    cams = json.loads(r.stdout)["cameras"]  # 200 k events/s on 346x260 pixels: 0.111 per pixel in 50 ms
+    assert all(c["events_per_pixel_per_window"] == pytest.approx(200_000 * 0.05 / (346 * 260), rel=0.01)
+               for c in cams.values())
+    r = _run("data_tools.inspect", random_recording)
+    assert r.returncode == 0 and "0.111 per pixel in 50 ms" in r.stdout and "windows       sparse" not in r.stdout
+    sparse = write_random_mvsec(tmp_path, "sparse", 0.5, 20_000, calibration=REAL_CALIB)
+    r = _run("data_tools.inspect", sparse)
+    assert r.returncode == 0 and "0.0111 per pixel in 50 ms" in r.stdout
+    assert "windows       sparse (under 0.1 events per pixel in 50 ms)" in r.stdout and "8x further back" in r.stdout
+
+
 def test_inspect_shows_a_swapped_pair(tmp_path, synth_pair):
     """Rectified events of a synthetic pair written as text with the camera ids swapped."""
     rows = []

@@ -208,7 +208,10 @@ class Recording(abc.ABC):
             n = self.num_events(c)
             t0, t1 = self.time_range(c)
             span = (t1 - t0) / 1e6
-            cams[c] = {"events": n, "rate_mev_s": (n / span / 1e6) if span > 0 else 0.0, "t_first_us": t0, "t_last_us": t1}
+            rate = n / span if span > 0 else 0.0
+            cams[c] = {"events": n, "rate_mev_s": rate / 1e6, "t_first_us": t0, "t_last_us": t1,
+                       # what a network's window sees on average (raw events, before rectification)
+                       "events_per_pixel_per_window": rate * DEFAULT_WINDOW_US / 1e6 / (self.height * self.width)}
         gt = self.gt_timestamps()
         out = {
             "path": str(self.path),

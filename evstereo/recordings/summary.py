@@ -14,7 +14,8 @@ def format_summary(s: dict) -> str:
         span = ""
         if c["events"]:
             span = f"   t {c['t_first_us'] / 1e6:.6f} .. {c['t_last_us'] / 1e6:.6f} s"
-        lines.append(f"  {cam:<6} events {c['events']:>12,d}   {c['rate_mev_s']:.3f} M ev/s{span}")
+        lines.append(f"  {cam:<6} events {c['events']:>12,d}   {c['rate_mev_s']:.3f} M ev/s{span}"
+                     + (f"   {c['events_per_pixel_per_window']:.3g} per pixel in 50 ms" if c["events"] else ""))
     sh = s.get("stereo_shift")
     if sh is not None:
         if sh["clear"]:
