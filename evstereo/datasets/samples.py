@@ -14,9 +14,9 @@ default, training never): where a camera saw fewer than ``min_density`` events p
 network's window, the window reaches further back (2x, 4x, ... up to ``max_factor`` times)
 until both cameras have that many, and the representation's bins span the longer window.
 Why: the network learned on windows with about 0.4-0.9 events per pixel; on sparse validation
-recordings (randomised rigs and the MVSEC rig thinned to 1-10 %) a window of 2-8x had a lower
-error on 10 of 11 below 0.1 events per pixel, and a longer window cost accuracy on the dense
-ones, where the scene moves more within it (README, "Sparse input").
+recordings (randomised rigs and the MVSEC rig, whole and thinned to 30-1 %) a window of 2-8x
+had a lower error on 14 of the 15 below 0.1 events per pixel, and 4-8x cost accuracy on the
+dense ones, where the scene moves more within it (docs/experiments.md, "Sparse events").
 """
 
 from __future__ import annotations
