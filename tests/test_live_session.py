@@ -72,6 +72,7 @@ def test_pictures_and_clouds_show_the_confident_pixels_unless_show_all(random_re
         pts, _ = run.points(frame, image)
         overlay = " ".join(run.overlay(frame))
         assert "scale x1" in overlay and f"confident {100 * keep.mean():3.0f}%" in overlay
+        assert "window 100 ms   (sparse events)" in overlay  # about 0.09 events per pixel in 50 ms
         run.options.show_all = True
         everything, _ = run.points(frame, run.colour(frame))
         assert 0 < len(pts) < len(everything)

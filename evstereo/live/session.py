@@ -150,6 +150,7 @@ class LiveSession:
             f"{self.fps:5.1f} fps   latency {frame.latency_ms:5.0f} ms",
             f"model {frame.timings_ms['model']:4.0f} ms   total {total:4.0f} ms",
             f"{pace}   skipped {self.engine.stats.skipped}" + ("   PAUSED" if c.paused else ""),
+            self._window_text(frame),
             f"scale x{self.engine.scale:g}   confident {100 * self.share(frame):3.0f}%"
             + ("   (all shown)" if self.options.show_all else ""),
         ]
@@ -164,6 +165,10 @@ class LiveSession:
         if self.window is not None:
             lines += ["space pause  n step  +/- speed", "s snapshot  q quit"]
         return lines
+
+    def _window_text(self, frame: DepthFrame) -> str:
+        window = frame.window_us or self.config.window_us
+        return f"window {window / 1000:g} ms" + ("   (sparse events)" if window > self.config.window_us else "")
 
     def share(self, frame: DepthFrame) -> float:
         """The share of ``frame``'s pixels that are confident."""
