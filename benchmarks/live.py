@@ -25,6 +25,11 @@ network's own. And OpenCV's SGBM for comparison, on the same synthetic 346x260 r
 (``evstereo.simulation.synthesize``). Where CUDA is available the fast network also runs on
 the GPU.
 
+Sparse events: the fast network on the real stereo DVS128 pendulum of ``../shared/data`` (when
+the folder is beside the checkout; converted first, as ``data_tools.convert`` does), with the
+longer windows of sparse events (the default) and with the network's fixed window
+(``--min-event-density 0``), taking turns: what the longer windows cost in frame rate.
+
 Flat memory: the fast network over a short and a long recording of uniformly random events
 (``write_random_mvsec``, 300 k events/s per camera, 20 Hz random GT, real calibration;
 synthesizing 60 s of scene would take minutes here); every window of both is processed.
@@ -42,10 +47,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import BenchOptions, Row
+from benchmarks import ROOT, BenchOptions, Row
 from benchmarks.models import OtherLoad, checkpoint_for, network_config
 
 TARGET_FPS = 10.0
+PENDULUM = ROOT.parent / "shared" / "data" / "real" / "pendulum_left_30cm_2.tsv.npz"
 TARGET_FLAT = 1.2  # long-recording peak <= this x the short one's
 RANDOM_RATE = 300_000.0
 OUTPUT_STAGE = "output"
@@ -89,6 +95,7 @@ def read_timings(path: str | os.PathLike) -> dict:
         "shares": {s: v / total if total > 0 else 0.0 for s, v in stages.items()},
         "scale": t.get("scale"),
         "network_size": t.get("network_size"),
+        "windows_ms": t.get("windows_ms"),
     }
 
 
@@ -181,6 +188,32 @@ def _rows(group: str, label: str, r: dict, weights: str, fps_ratio: str = "", ju
     ]
 
 
+def _pendulum_rows(tmp: Path, ckpt: Path, weights: str) -> list[Row]:
+    """Live depth on the real DVS128 pendulum with sparse windows and with fixed ones (module doc);
+    none without ``../shared/data``."""
+    if not PENDULUM.is_file():
+        return []
+    from evstereo.recordings.convert import convert
+
+    rec = tmp / "pendulum_data.hdf5"
+    convert([PENDULUM], "npz", rec, right_offset=(0, -4))
+    runs: dict[str, list[dict]] = {"sparse": [], "fixed": []}
+    for turn in range(2):  # alternating, so a slower minute hits both
+        runs["sparse"].append(run_live(rec, tmp / f"out_pend_s{turn}", checkpoint=ckpt))
+        runs["fixed"].append(run_live(rec, tmp / f"out_pend_f{turn}", checkpoint=ckpt, min_event_density=0.0))
+    best = {k: max(v, key=lambda r: r["fps"]) for k, v in runs.items()}
+    sparse, fixed = best["sparse"], best["fixed"]
+    group = (f"live_depth --max-speed --headless, the real stereo DVS128 pendulum ({PENDULUM.name}, "
+             f"{sparse['frames']} windows, input scale x{sparse['scale']:g}), CPU")
+    windows = sparse.get("windows_ms") or {}
+    rows = _rows(group, f"fast network, longer windows for sparse events (the default; windows p50 "
+                        f"{windows.get('p50', 0):g} ms, max {windows.get('max', 0):g} ms)", sparse, weights,
+                 f"{sparse['fps'] / fixed['fps']:.2f}x the fixed windows' frames/s")
+    rows += _rows(group, "fast network, the network's fixed 50 ms window (--min-event-density 0)", fixed, weights,
+                  judged=False)
+    return [r for r in rows if "latency p95" not in r.name and "model share" not in r.name]
+
+
 def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
     from evstereo.simulation import synthesize
     from tests.random_recording import write_random_mvsec
@@ -209,6 +242,7 @@ def run(quick: bool, options: BenchOptions | None = None) -> list[Row]:
                     f"(~{small['rate_mev_s']['left']:.1f} M ev/s/camera, {fast128['window_ms']:g} ms windows), CPU")
         rows += _rows(group128, f"fast network (input scale x{fast128['scale']:.2f}: {n['width']}x{n['height']})",
                       fast128, weights, f"{fast128['fps'] / fast['fps']:.2f}x the 346x260 frames/s")
+        rows += _pendulum_rows(tmp, ckpt, weights)
         if torch.cuda.is_available():
             gpu = run_live(rec, tmp / "out_cuda", checkpoint=ckpt, device="cuda")
             rows += _rows(group.replace(", CPU", f", GPU ({torch.cuda.get_device_name(0)})"), "fast network",

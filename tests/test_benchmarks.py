@@ -81,6 +81,7 @@ def test_live_run_and_timings_reader(random_recording, tmp_path, monkeypatch):
     assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
     assert set(r["shares"]) == {"read", "represent", "model", "post", "output"}
     assert sum(r["shares"].values()) == pytest.approx(1.0)
+    assert r["windows_ms"]["p50"] == 100.0  # 0.09 events per pixel in 50 ms: sparse, the windows double
     if sys.platform.startswith("linux"):
         assert r["peak_rss_bytes"] > 50 * 2**20  # a Python process with torch loaded
     rows = live._rows("g", "fast network", r, weights)
