@@ -110,3 +110,42 @@ def test_upsampling_resample_runs_its_pointwise_layer_first_at_inference_with_th
         assert rec.report(x.shape[0])["layers"][0]["sops"] == x.sum().item() * 2**dim * 4 / x.shape[0]
         up.train()
         assert not up._pointwise_at_inference()  # training keeps the layer at the fine size
+
+
+def test_derived_cell_runs_its_edges_directly_at_inference_with_the_same_spikes():
+    """The inference path of a derived cell (no per-node concatenation, the edges that read one
+    state as one stacked convolution) gives the spikes of the path as defined, bit for bit."""
+    from evstereo.search.cells import Cell, Neurons
+    from evstereo.search.genotypes import CellGenotype
+    from evstereo.snn import EnergyMeter
+    from evstereo.snn.conv import stacked_conv
+    from evstereo.snn.layers import folded_for_inference
+
+    # state 1 feeds two spiking edges (nodes 0 and 1) and a skip edge: the shipped matching cell
+    genotype = CellGenotype.from_data([[[0, "snn_b5"], [1, "snn_b5"]], [[0, "skip_connect"], [1, "snn_b3"]],
+                                       [[2, "snn_b5"], [3, "snn_b3"]]])
+    torch.manual_seed(0)
+    for dim, shape in ((3, (1, 1, 8, 4, 6, 7)), (2, (2, 1, 8, 6, 7))):
+        cell = Cell(genotype, 8, 8, 0, 0, 0, 4, dim, Neurons(None, "matching")).eval()
+        for m in cell.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.3, 0.3)  # BNs that are not the identity
+        s0, s1 = ((torch.rand(shape) > 0.6).float() for _ in range(2))
+        size = shape[-dim:]
+        for net in (cell, folded_for_inference(cell)):
+            with torch.no_grad():
+                assert net._direct_at_inference()
+                direct = net(s0, s1, size)
+                with EnergyMeter(net).recording():  # a hook on the edges: the path as defined
+                    assert not net._direct_at_inference()
+                    plain = net(s0, s1, size)
+            assert torch.equal(direct, plain) and 0 < direct.mean() < 1
+        cell.train()
+        assert not cell._direct_at_inference()
+    convs = [torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Conv2d(3, 5, 3, padding=1)]
+    x = torch.rand(2, 3, 6, 7)
+    with torch.no_grad():
+        for got, conv in zip(stacked_conv(convs, x), convs):
+            torch.testing.assert_close(got, conv(x))
+    assert stacked_conv([convs[0], torch.nn.Conv2d(3, 2, 1)], x) is None  # other kernel sizes: not stacked
+    assert stacked_conv(convs[:1], x) is None

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from evstereo.search.decode import edge_index
 from evstereo.search.energy_cost import EnergyProbe
 from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, CellGenotype
-from evstereo.snn.conv import Conv2d, Conv3d, is_pointwise, unhooked
+from evstereo.snn.conv import Conv2d, Conv3d, is_pointwise, stacked_conv, unhooked
 from evstereo.snn.layers import SpikingConv, SpikingLayer
 from evstereo.snn.neuron import LIF
 from evstereo.snn.time_constants import TimeConstants
@@ -175,9 +175,48 @@ class Cell(nn.Module):
 
     def forward(self, s0: Tensor, s1: Tensor, size: tuple[int, ...]) -> Tensor:
         states = [self.pre0(s0, size), self.pre1(s1, size)]
+        if self._direct_at_inference():
+            return self._direct(states)
         for edges, node in zip(self.genotype.nodes, self.nodes):
             states.append(node(torch.cat([states[src] for src, _ in edges], dim=2)))
         return torch.cat(states[2:], dim=2)
+
+    def _direct_at_inference(self) -> bool:
+        """Whether the nodes' currents may be computed edge by edge from the states themselves:
+        at inference without gradient, every node its own synapse then its neuron (no DGS
+        candidates), no energy-meter hook on an edge's convolution (nothing observes the order)."""
+        if self.training or torch.is_grad_enabled():
+            return False
+        return all(node.plain and all(unhooked(m) for m in node.synapse.modules()) for node in self.nodes)
+
+    def _direct(self, states: list[Tensor]) -> Tensor:
+        """``forward``'s nodes without concatenating each node's sources and splitting them again,
+        and with the convolutions that read one state run as one (``stacked_conv``); the same
+        currents, summed in the same order, into the same neurons."""
+        like = states[0]
+        flat = [fold(x) for x in states]
+        edge_out: dict[tuple[int, int], Tensor] = {}  # (node, edge) -> its current, once its source exists
+
+        def run_edges_of(src: int) -> None:
+            reads = [(k, e) for k, edges in enumerate(self.genotype.nodes) for e, (s, _) in enumerate(edges) if s == src]
+            ops = {key: self.nodes[key[0]].synapse.ops[key[1]] for key in reads}
+            convs = [key for key, op in ops.items() if not isinstance(op, nn.Identity)]
+            single = [ops[key][0] if isinstance(ops[key], nn.Sequential) and len(ops[key]) == 1 else None
+                      for key in convs]
+            stacked = stacked_conv(single, flat[src]) if all(c is not None for c in single) else None
+            for i, key in enumerate(convs):
+                edge_out[key] = stacked[i] if stacked is not None else ops[key](flat[src])
+            for key, op in ops.items():
+                if isinstance(op, nn.Identity):
+                    edge_out[key] = flat[src]
+
+        run_edges_of(0)
+        run_edges_of(1)
+        for k, (edges, node) in enumerate(zip(self.genotype.nodes, self.nodes)):
+            current = sum(edge_out[(k, e)] for e in range(len(edges)))
+            flat.append(fold(node.fire(unfold(current, like))))
+            run_edges_of(len(flat) - 1)
+        return torch.cat([unfold(x, like) for x in flat[2:]], dim=2)
 
 
 class MixedNode(nn.Module):

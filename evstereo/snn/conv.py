@@ -10,6 +10,9 @@
 - ``Conv2d``/``Conv3d`` with a 1x1(x1) kernel (stride 1, no padding, one group) are a matrix
   product over the channels; oneDNN reorders such inputs first and takes 5-15x longer
   (24->12 channels on 12x88x116: 2.5 ms vs 0.4 ms).
+- ``stacked_conv``: several convolutions of one input with the same settings as one
+  convolution of their stacked kernels (a derived cell's edges that read the same state), one
+  oneDNN call instead of several: 2x faster for two 4->4 (2D) or 8->8 (3D) convolutions here.
 - ``Conv3d`` with one output channel (the matching net's read-out), at inference (no
   gradient), runs as one 2D convolution of every depth slice with the kernel's k depth taps as
   k output channels, whose shifted maps are then summed: oneDNN's 3D kernel is poor at one
@@ -106,3 +109,30 @@ class Conv3d(nn.Conv3d):
             return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, list(self.padding),
                                             list(self.stride), list(self.dilation), self.groups)
         return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _settings(conv: nn.Module) -> tuple:
+    return (type(conv), conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode,
+            conv.in_channels)
+
+
+def stacked_conv(convs: list[nn.Module], x: Tensor) -> list[Tensor] | None:
+    """``[conv(x) for conv in convs]`` from one convolution whose kernel stacks theirs (views of
+    its output channels), for ``Conv2d``/``Conv3d`` modules of one input that share kernel size,
+    stride, padding, dilation and one group; None when they do not (or for fewer than two)."""
+    if len(convs) < 2 or not all(isinstance(c, (nn.Conv2d, nn.Conv3d)) for c in convs):
+        return None
+    first = _settings(convs[0])
+    if any(_settings(c) != first for c in convs[1:]) or convs[0].groups != 1:
+        return None
+    weight = torch.cat([c.weight for c in convs])
+    biases = [c.bias if c.bias is not None else c.weight.new_zeros(c.out_channels) for c in convs]
+    bias = torch.cat(biases) if any(c.bias is not None for c in convs) else None
+    conv = convs[0]
+    if x.dim() == 5 and _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32 and \
+            conv.padding_mode == "zeros" and isinstance(conv.padding, tuple) and not torch.compiler.is_compiling():
+        y = torch.mkldnn_convolution(x.contiguous(), weight, bias, list(conv.padding), list(conv.stride),
+                                     list(conv.dilation), 1)
+    else:
+        y = conv._conv_forward(x, weight, bias)
+    return list(y.split([c.out_channels for c in convs], dim=1))
