@@ -149,3 +149,4 @@ def test_derived_cell_runs_its_edges_directly_at_inference_with_the_same_spikes(
             torch.testing.assert_close(got, conv(x))
     assert stacked_conv([convs[0], torch.nn.Conv2d(3, 2, 1)], x) is None  # other kernel sizes: not stacked
     assert stacked_conv(convs[:1], x) is None
+    assert stacked_conv([torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1)], x) is None  # 1x1: their own path

@@ -119,12 +119,13 @@ def _settings(conv: nn.Module) -> tuple:
 def stacked_conv(convs: list[nn.Module], x: Tensor) -> list[Tensor] | None:
     """``[conv(x) for conv in convs]`` from one convolution whose kernel stacks theirs (views of
     its output channels), for ``Conv2d``/``Conv3d`` modules of one input that share kernel size,
-    stride, padding, dilation and one group; None when they do not (or for fewer than two)."""
+    stride, padding, dilation and one group; None when they do not, for fewer than two, or for
+    1x1 kernels."""
     if len(convs) < 2 or not all(isinstance(c, (nn.Conv2d, nn.Conv3d)) for c in convs):
         return None
     first = _settings(convs[0])
-    if any(_settings(c) != first for c in convs[1:]) or convs[0].groups != 1:
-        return None
+    if any(_settings(c) != first for c in convs[1:]) or convs[0].groups != 1 or is_pointwise(convs[0]):
+        return None  # 1x1 kernels have their own faster path (``pointwise``)
     weight = torch.cat([c.weight for c in convs])
     biases = [c.bias if c.bias is not None else c.weight.new_zeros(c.out_channels) for c in convs]
     bias = torch.cat(biases) if any(c.bias is not None for c in convs) else None
