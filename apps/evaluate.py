@@ -12,7 +12,8 @@ input spike rate; ``energy`` also holds the time steps, a memory-access-aware es
 same network counted as an ANN, evstereo.snn.energy), and frames/s. ``--scale auto|FACTOR`` resamples the network's input
 (auto: the rig's rule, fitted on the first windows; 1: off; results.json's ``scale``).
 Sparse input gets longer windows (``--min-event-density``, ``--max-window-factor``; 0 or 1:
-off); results.json's ``window_ms`` says which were used (network's, mean, share extended).
+off); results.json's ``windows_ms`` says which were used (the network's, mean, p50, p95,
+longest, share extended; as in live depth's timings.json).
 ``--baseline sgbm`` scores OpenCV's StereoSGBM on the same event frames beside the model, at
 the sensor's own resolution (its confident pixels: those it matched).
 ``--split N`` needs only the test sequence of split N (indoor_flyingN_data.hdf5, _gt.hdf5).
@@ -92,7 +93,7 @@ def _scale_text(r: dict) -> str:
 
 def _window_text(r: dict) -> str:
     """", windows up to ..." when sparse events made some windows longer than the network's."""
-    w = r.get("window_ms")
+    w = r.get("windows_ms")
     if not w or not w["extended_share"]:
         return ""
     return (f"; {100 * w['extended_share']:.0f} % of the windows longer for sparse events, "

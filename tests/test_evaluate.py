@@ -90,8 +90,9 @@ def test_evaluate_writes_results_predictions_and_examples(tmp_path, random_recor
     # about 0.09 events per pixel in 50 ms: every window doubled for both (the same frames), and said so
     windows = "100 % of the windows longer for sparse events, 100 ms on average against 50 ms"
     assert f"sgbm over 4 frames (scale 1; {windows})" in r.stdout and "cm" not in r.stdout
-    assert res["window_ms"] == {"network": 50.0, "mean": 100.0, "extended_share": 1.0}
-    assert res["baselines"]["sgbm"]["window_ms"] == res["window_ms"] == net_rec["window_ms"]
+    assert res["windows_ms"] == {"network": 50.0, "mean": 100.0, "p50": 100.0, "p95": 100.0, "max": 100.0,
+                                 "extended_share": 1.0}
+    assert res["baselines"]["sgbm"]["windows_ms"] == res["windows_ms"] == net_rec["windows_ms"]
     assert res["min_event_density"] == 0.1 and res["max_window_factor"] == 8
     cover = res["confident"]["coverage"]
     assert f"confident pixels (confidence >= 0.05, {100 * cover:.1f} % of GT pixels)" in r.stdout

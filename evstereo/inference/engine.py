@@ -81,6 +81,18 @@ class DepthFrame:
     window_us: int | None = None  # the event window used (longer than the network's where events are sparse)
 
 
+def window_summary(windows_us: list[int], window_us: int) -> dict:
+    """The event windows a set of frames used, in ms: the network's (``network``), their mean,
+    median, p95 and longest, and the share longer than the network's (sparse events)."""
+    w = np.asarray(windows_us, np.float64) / 1000
+    if not len(w):
+        return {"network": window_us / 1000, "mean": None, "p50": None, "p95": None, "max": None,
+                "extended_share": None}
+    return {"network": window_us / 1000, "mean": float(w.mean()), "p50": float(np.percentile(w, 50)),
+            "p95": float(np.percentile(w, 95)), "max": float(w.max()),
+            "extended_share": float((w > window_us / 1000).mean())}
+
+
 def percentiles(values: list[float]) -> dict:
     """{"p50", "p95", "max"} of ``values`` (None each when there are none)."""
     if not values:
@@ -97,6 +109,7 @@ class EngineStats:
     timings_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency_ms: list[float] = field(default_factory=list)
     windows_us: list[int] = field(default_factory=list)  # the event window of every frame produced
+    window_us: int = 0  # the network's window (the engine's config)
 
     def summary(self) -> dict:
         total = [sum(x) for x in zip(*self.timings_ms.values())] if self.frames else []
@@ -107,7 +120,7 @@ class EngineStats:
             "stages_ms": {s: percentiles(v) for s, v in self.timings_ms.items()},
             "processing_ms": percentiles(total),
             "latency_ms": percentiles(self.latency_ms),
-            "windows_ms": percentiles([w / 1000 for w in self.windows_us]),
+            "windows_ms": window_summary(self.windows_us, self.window_us),
         }
 
 
@@ -157,7 +170,7 @@ class StreamingEngine:
         self.predictor = Predictor(model, recording.height, recording.width, self.config.scale,
                                    self.config.event_radius, compile=self.config.compile, fB=recording.fB,
                                    disparity=recording.typical_disparity)
-        self.stats = EngineStats()
+        self.stats = EngineStats(window_us=self.config.window_us)
         self.schedule = self._schedule()
         self._warm = False
 

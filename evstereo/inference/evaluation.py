@@ -16,7 +16,7 @@ pass each, at the Predictor's current scale), and frames/s from the prediction's
 
 Where the events are sparse, ``sparse`` (a ``SparseWindows``: evaluate's default, off in
 training) lets a frame's window reach further back; the windows used are reported per
-recording (``window_ms``: the network's, the mean used, the share of frames extended).
+recording (``windows_ms``, as live depth's timings.json has them: ``engine.window_summary``).
 
 Each frame runs through a ``Predictor`` (``evstereo.inference.prediction``) made for its
 recording: the input scale ("auto" by default) resamples the event tensors to the network's
@@ -47,7 +47,7 @@ from evstereo.datasets.samples import SampleSpec, SparseWindows, gt_disparity, m
 from evstereo.events.input_spec import sample_input
 from evstereo.datasets.splits import mvsec_split
 from evstereo.errors import InputError
-from evstereo.inference.engine import Model
+from evstereo.inference.engine import Model, window_summary
 from evstereo.inference.prediction import (DEFAULT_EVENT_RADIUS, DEFAULT_MIN_CONFIDENCE, Predictor, is_stateful,
                                            streamed)
 from evstereo.metrics import MetricAccumulator, coverage
@@ -101,7 +101,7 @@ class EvalResult:
     confident: dict | None = None  # the same over confident pixels, and "coverage"
     recordings: dict = field(default_factory=dict)  # path -> {"sensor", "scale", metrics..., "confident"}
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    window_ms: dict | None = None  # the event windows used (``window_summary``), all recordings together
+    windows_ms: dict | None = None  # the event windows used (``window_summary``), all recordings together
 
     @property
     def scale(self) -> float | None:
@@ -112,7 +112,7 @@ class EvalResult:
     def as_dict(self) -> dict:
         out = dict(self.metrics)
         out.update(scale=self.scale, min_confidence=self.min_confidence, confident=self.confident,
-                   window_ms=self.window_ms, recordings=self.recordings)
+                   windows_ms=self.windows_ms, recordings=self.recordings)
         if self.energy is not None:
             out.update({"sops": self.energy["sops"], "macs": self.energy["macs"], "energy_mj": self.energy["energy_mj"],
                         "energy": {k: self.energy[k] for k in ("frames_measured", "time_steps", "energy_memory_mj",
@@ -225,13 +225,6 @@ def iterate_frames(plan: Items, spec: SampleSpec,
                 yield str(path), rec, make_sample(rec, int(i), spec, sparse=sparse)
 
 
-def window_summary(windows_us: list[int], window_us: int) -> dict:
-    """The windows a set of frames used: the network's, the mean, the share longer than it (ms)."""
-    w = np.asarray(windows_us, np.float64)
-    return {"network": window_us / 1000, "mean": float(w.mean()) / 1000 if len(w) else None,
-            "extended_share": float((w > window_us).mean()) if len(w) else None}
-
-
 def streamed_energy(measure: Callable[[Tensor, Tensor], dict], model: torch.nn.Module, left: Tensor,
                     right: Tensor) -> dict:
     """``measure``'s report for one frame (``EnergyMeter.measure`` or ``.ann_equivalent``); for
@@ -328,7 +321,7 @@ def evaluate(model: Model, plan: Items, energy_frames: int | None = None,
     recordings = {path: {"sensor": list(p.size), "scale": p.scale, "rule_scale": p.rule_scale, "scale_rule": p.rule,
                          "typical_disparity": p.typical_disparity,
                          "network_size": list(p.network_size),
-                         "window_ms": window_summary(windows[path], spec.window_us),
+                         "windows_ms": window_summary(windows[path], spec.window_us),
                          **sc.as_dict()} for path, (sc, p) in per_recording.items()}
     return EvalResult({k: v for k, v in overall.items() if k != "confident"}, energy,
                       times[1:] if len(times) > 1 else times,  # the first call warms up
