@@ -32,9 +32,9 @@ def _main(args: argparse.Namespace) -> int:
     print(format_summary(s))
     sparse = SparseWindows()
     density = min(c["events_per_pixel_per_window"] for c in s["cameras"].values())
-    if 0 < density < sparse.min_density:
-        print(f"  windows       sparse (under {sparse.min_density:g} events per pixel in 50 ms): evaluate and live "
-              f"depth reach up to {sparse.max_factor}x further back (--min-event-density 0: off)")
+    if 0 < density < sparse.min_event_density:
+        print(f"  windows       sparse (under {sparse.min_event_density:g} events per pixel in 50 ms): evaluate and live "
+              f"depth reach up to {sparse.max_window_factor}x further back (--min-event-density 0: off)")
     return 0
 
 

@@ -50,8 +50,8 @@ def test_sparse_windows_reach_back_until_both_cameras_have_events(tmp_path, rand
         density = len(rec.events("left", t - 50_000, t)) / (260 * 346)
         assert 0.005 < density < 0.0125  # 8x stays under 0.1: the cap
         for policy, window in ((None, 50_000), (SparseWindows(0.0), 50_000), (SparseWindows(), 400_000),
-                               (SparseWindows(max_factor=4), 200_000), (SparseWindows(2 * density), 100_000),
-                               (SparseWindows(max_factor=1), 50_000)):
+                               (SparseWindows(max_window_factor=4), 200_000), (SparseWindows(2 * density), 100_000),
+                               (SparseWindows(max_window_factor=1), 50_000)):
             t0, events = window_events(rec, t, 50_000, policy)
             assert t0 == t - window, policy
             for cam in ("left", "right"):
@@ -64,7 +64,7 @@ def test_sparse_windows_reach_back_until_both_cameras_have_events(tmp_path, rand
     with open_recording(random_recording) as rec:  # dense enough: the network's window
         t = int(rec.gt_timestamps()[10])
         assert window_events(rec, t, 50_000, SparseWindows(0.05))[0] == t - 50_000
-    for bad in (dict(min_density=-1.0), dict(min_density=float("nan")), dict(max_factor=0), dict(max_factor=2.5)):
+    for bad in (dict(min_event_density=-1.0), dict(min_event_density=float("nan")), dict(max_window_factor=0), dict(max_window_factor=2.5)):
         with pytest.raises(ValueError):
             SparseWindows(**bad)
 

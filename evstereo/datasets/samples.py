@@ -10,8 +10,8 @@ larger GT disparities are invalid, whatever range the network predicts), and the
 The live engine uses ``represent`` with the same spec, so training and inference agree.
 
 ``SparseWindows`` is an inference policy for sparse input (evaluate and live depth use it by
-default, training never): where a camera saw fewer than ``min_density`` events per pixel in the
-network's window, the window reaches further back (2x, 4x, ... up to ``max_factor`` times)
+default, training never): where a camera saw fewer than ``min_event_density`` events per pixel in the
+network's window, the window reaches further back (2x, 4x, ... up to ``max_window_factor`` times)
 until both cameras have that many, and the representation's bins span the longer window.
 Why: the network learned on windows with about 0.4-0.9 events per pixel; on sparse validation
 recordings (randomised rigs and the MVSEC rig, whole and thinned to 30-1 %) a window of 2-8x
@@ -80,39 +80,40 @@ def window_bounds(t_us: int, spec: InputSpec) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class SparseWindows:
-    """Longer windows where the events are sparse (see the module doc); ``min_density`` 0: off."""
+    """Longer windows where the events are sparse (see the module doc); ``min_event_density`` 0: off."""
 
-    min_density: float = 0.1  # events per pixel, per camera
-    max_factor: int = 8  # the longest window, in network windows
+    min_event_density: float = 0.1  # events per pixel, per camera
+    max_window_factor: int = 8  # the longest window, in network windows
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.min_density) and self.min_density >= 0):
-            raise ValueError(f"min_density must be 0 (off) or positive, not {self.min_density!r}")
-        if isinstance(self.max_factor, bool) or not isinstance(self.max_factor, int) or self.max_factor < 1:
-            raise ValueError(f"max_factor must be a positive integer, not {self.max_factor!r}")
+        if not (np.isfinite(self.min_event_density) and self.min_event_density >= 0):
+            raise ValueError(f"min_event_density must be 0 (off) or positive, not {self.min_event_density!r}")
+        factor = self.max_window_factor
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"max_window_factor must be a positive integer, not {self.max_window_factor!r}")
 
     @property
     def enabled(self) -> bool:
-        return self.min_density > 0 and self.max_factor > 1
+        return self.min_event_density > 0 and self.max_window_factor > 1
 
 
 def window_events(rec: Recording, t_us: int, window_us: int,
                   sparse: SparseWindows | None = None) -> tuple[int, dict[str, ev.Events]]:
     """(t0, {camera: events of (t0, t_us]}): the window ``window_us`` before ``t_us``, or with
-    ``sparse`` the shortest of 2, 4, ... ``max_factor`` times it in which both cameras reach
-    ``min_density`` events per pixel (the longest when none does; a window is only doubled when
+    ``sparse`` the shortest of 2, 4, ... ``max_window_factor`` times it in which both cameras reach
+    ``min_event_density`` events per pixel (the longest when none does; a window is only doubled when
     it began after the recording's first event). A dense window costs one read, as without
     ``sparse``."""
     t0 = int(t_us) - int(window_us)
     events = {cam: rec.events(cam, t0, t_us) for cam in CAMERAS}
     if sparse is None or not sparse.enabled:
         return t0, events
-    need = sparse.min_density * rec.height * rec.width
+    need = sparse.min_event_density * rec.height * rec.width
     if min(len(e) for e in events.values()) >= need:
         return t0, events
     start = rec.time_span()[0]
     factors, f = [], 2
-    while f <= sparse.max_factor and int(t_us) - (f // 2) * int(window_us) > start:
+    while f <= sparse.max_window_factor and int(t_us) - (f // 2) * int(window_us) > start:
         factors.append(f)  # a longer window only while the shorter one began after the first event
         f *= 2
     if not factors:
@@ -131,12 +132,11 @@ def make_sample(rec: Recording, index: int, spec: SampleSpec, with_right_gt: boo
     """Build the sample for GT frame ``index``: events paired with GT by timestamp. ``sparse``:
     longer windows where the events are sparse (inference only); ``window_us`` is the one used."""
     t = int(rec.gt_timestamps()[index])
-    t1 = t
     t0, events = window_events(rec, t, spec.window_us, sparse)
     out = {"t_us": t, "index": index, "fB": float("nan") if rec.fB is None else float(rec.fB),
-           "window_us": t1 - t0}
+           "window_us": t - t0}
     for cam in CAMERAS:
-        out[cam] = represent(events[cam], spec, rec.height, rec.width, t0, t1)
+        out[cam] = represent(events[cam], spec, rec.height, rec.width, t0, t)
     out["disparity"], out["valid"] = gt_disparity(rec.disparity(index), spec)
     if with_right_gt:
         depth_right = rec.depth_right(index)

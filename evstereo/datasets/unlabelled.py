@@ -143,13 +143,11 @@ class UnlabelledDataset(Dataset):
         if k not in self._recs:  # opened lazily, in the worker that reads (h5py handles must not cross a fork)
             self._recs[k] = open_recording(self.paths[k])
         rec, scale, size = self._recs[k], self.scales[k], self.sizes[k]
-        t1 = t
         t0, both = window_events(rec, t, self.spec.window_us, self.sparse)
         out: dict[str, np.ndarray | int] = {"t_us": t, "recording": k}
-        for cam in CAMERAS:
-            events = both[cam]
-            out[cam] = resample_frames(represent(events, self.spec, rec.height, rec.width, t0, t1), scale, size)
-            out[f"{cam}_image"] = event_images(events, rec.height, rec.width, t0, t1, self.sigma, size)
+        for cam, events in both.items():
+            out[cam] = resample_frames(represent(events, self.spec, rec.height, rec.width, t0, t), scale, size)
+            out[f"{cam}_image"] = event_images(events, rec.height, rec.width, t0, t, self.sigma, size)
         return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -197,14 +195,10 @@ class UnlabelledDataModule(L.LightningDataModule):
                  batch_size: int = 2, num_workers: int = 0, steps_per_epoch: int | None = None,
                  stride_ms: float | None = None, min_events: int = MIN_EVENTS, sigma: float = 1.5,
                  scale: str | float = "auto", nominal_hw: list[int] | None = None, progress: bool = True,
-                 max_disparity: float | None = None, min_event_density: float = SparseWindows.min_density,
-                 max_window_factor: int = SparseWindows.max_factor):
+                 max_disparity: float | None = None, min_event_density: float = SparseWindows.min_event_density,
+                 max_window_factor: int = SparseWindows.max_window_factor):
         super().__init__()
-        try:
-            sparse = SparseWindows(min_event_density, max_window_factor)
-        except ValueError as exc:  # named as in the config
-            raise ValueError(str(exc).replace("min_density", "min_event_density")
-                             .replace("max_factor", "max_window_factor")) from None
+        sparse = SparseWindows(min_event_density, max_window_factor)  # a ValueError naming the key
         self.crop = _crop_size(crop)
         _positive("batch_size", batch_size)
         _positive("steps_per_epoch", steps_per_epoch, allow_none=True)

@@ -260,12 +260,12 @@ def add_prediction_options(ap: argparse.ArgumentParser, shown: str) -> None:
                          "or raised so that the recording's typical disparity lies between a quarter and half of the "
                          "network's range, then, unless that bound applied, the best of that factor x 1, 0.8, 0.67, "
                          "0.5 on the first 8 frames; 1: off)")
-    ap.add_argument("--min-event-density", type=float, default=SparseWindows.min_density, metavar="D",
+    ap.add_argument("--min-event-density", type=float, default=SparseWindows.min_event_density, metavar="D",
                     help="sparse input: where a camera has fewer than D events per pixel in the network's window, "
                          "the window reaches 2x, 4x, ... further back until both have "
-                         f"(default {SparseWindows.min_density:g}; 0: always the network's window)")
-    ap.add_argument("--max-window-factor", type=int, default=SparseWindows.max_factor, metavar="F",
-                    help=f"the longest such window, in network windows (default {SparseWindows.max_factor})")
+                         f"(default {SparseWindows.min_event_density:g}; 0: always the network's window)")
+    ap.add_argument("--max-window-factor", type=int, default=SparseWindows.max_window_factor, metavar="F",
+                    help=f"the longest such window, in network windows (default {SparseWindows.max_window_factor})")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
                     help=f"confident pixels: confidence >= C, in 0..1 (default {DEFAULT_MIN_CONFIDENCE:g})")
     ap.add_argument("--event-radius", type=float, default=DEFAULT_EVENT_RADIUS, metavar="PX",

@@ -69,8 +69,8 @@ class LiveOptions:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE  # pictures and clouds show pixels at least this confident
     event_radius: float = DEFAULT_EVENT_RADIUS  # confidence 0 farther than this from an event (0: off)
     show_all: bool = False  # show every pixel, confident or not
-    min_event_density: float = SparseWindows.min_density  # sparse events: longer windows (0: off)
-    max_window_factor: int = SparseWindows.max_factor  # the longest such window, in network windows
+    min_event_density: float = SparseWindows.min_event_density  # sparse events: longer windows (0: off)
+    max_window_factor: int = SparseWindows.max_window_factor  # the longest such window, in network windows
 
     def check(self) -> None:
         """InputError naming the option for a value out of range (``scale`` is parsed)."""

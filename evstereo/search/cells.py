@@ -168,6 +168,11 @@ class Cell(nn.Module):
         for edges in genotype.nodes:
             ops = [edge_op(op, channels, dim) for _, op in edges]
             self.nodes.append(SpikingLayer(NodeSynapse(ops, channels), neurons.lif(node_b([op for _, op in edges]))))
+        # state index -> the (node, edge) pairs that read it (states 0, 1: the inputs; 2 + k: node k)
+        self._readers: dict[int, list[tuple[int, int]]] = {}
+        for k, edges in enumerate(genotype.nodes):
+            for e, (src, _) in enumerate(edges):
+                self._readers.setdefault(src, []).append((k, e))
 
     @property
     def out_channels(self) -> int:
@@ -198,8 +203,7 @@ class Cell(nn.Module):
         edge_out: dict[tuple[int, int], Tensor] = {}  # (node, edge) -> its current, once its source exists
 
         def run_edges_of(src: int) -> None:
-            reads = [(k, e) for k, edges in enumerate(self.genotype.nodes) for e, (s, _) in enumerate(edges) if s == src]
-            ops = {key: self.nodes[key[0]].synapse.ops[key[1]] for key in reads}
+            ops = {key: self.nodes[key[0]].synapse.ops[key[1]] for key in self._readers.get(src, [])}
             convs = [key for key, op in ops.items() if not isinstance(op, nn.Identity)]
             single = [ops[key][0] if isinstance(ops[key], nn.Sequential) and len(ops[key]) == 1 else None
                       for key in convs]

@@ -104,11 +104,18 @@ class Conv3d(nn.Conv3d):
         # trajectories (and tests/test_energy_budget.py's decoded networks) were measured with
         if x.dim() == 5 and x.device.type == "cpu" and not torch.is_grad_enabled() and _one_output_by_slices(self):
             return depth_slices_conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-        if (_MKLDNN and not torch.compiler.is_compiling() and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.padding_mode == "zeros" and isinstance(self.padding, tuple) and x.dim() == 5):
-            return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, list(self.padding),
-                                            list(self.stride), list(self.dilation), self.groups)
-        return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return _dense_conv(self, x, self.weight, self.bias)
+
+
+def _dense_conv(conv: nn.Module, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv``'s convolution of ``x`` with ``weight`` and ``bias`` in its place: oneDNN's kernel
+    called directly for a 3D float32 CPU input (the ``Conv3d`` note above), else torch's own."""
+    if (isinstance(conv, nn.Conv3d) and _MKLDNN and not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+            and x.dim() == 5):
+        return torch.mkldnn_convolution(x.contiguous(), weight, bias, list(conv.padding), list(conv.stride),
+                                        list(conv.dilation), conv.groups)
+    return conv._conv_forward(x, weight, bias)
 
 
 def _settings(conv: nn.Module) -> tuple:
@@ -127,13 +134,7 @@ def stacked_conv(convs: list[nn.Module], x: Tensor) -> list[Tensor] | None:
     if any(_settings(c) != first for c in convs[1:]) or convs[0].groups != 1 or is_pointwise(convs[0]):
         return None  # 1x1 kernels have their own faster path (``pointwise``)
     weight = torch.cat([c.weight for c in convs])
-    biases = [c.bias if c.bias is not None else c.weight.new_zeros(c.out_channels) for c in convs]
-    bias = torch.cat(biases) if any(c.bias is not None for c in convs) else None
-    conv = convs[0]
-    if x.dim() == 5 and _MKLDNN and x.device.type == "cpu" and x.dtype == torch.float32 and \
-            conv.padding_mode == "zeros" and isinstance(conv.padding, tuple) and not torch.compiler.is_compiling():
-        y = torch.mkldnn_convolution(x.contiguous(), weight, bias, list(conv.padding), list(conv.stride),
-                                     list(conv.dilation), 1)
-    else:
-        y = conv._conv_forward(x, weight, bias)
+    bias = None if all(c.bias is None for c in convs) else torch.cat(
+        [c.weight.new_zeros(c.out_channels) if c.bias is None else c.bias for c in convs])
+    y = _dense_conv(convs[0], x, weight, bias)
     return list(y.split([c.out_channels for c in convs], dim=1))
