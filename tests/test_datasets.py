@@ -14,8 +14,9 @@ from conftest import ROOT
 from evstereo import events as ev
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.datasets.prepared import cache_path, prepare_recording, valid_frames
-from evstereo.datasets.samples import SampleSpec, SparseWindows, gt_disparity, make_sample, window_events
-from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
+from evstereo.datasets.samples import (EventThinning, SampleSpec, SparseWindows, gt_disparity, make_sample,
+                                      window_events)
+from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset, SparseEventMix
 from evstereo.datasets.transforms import HorizontalFlipSwap, RandomCrop
 from evstereo.recordings import open_recording
 
@@ -67,6 +68,60 @@ def test_sparse_windows_reach_back_until_both_cameras_have_events(tmp_path, rand
     for bad in (dict(min_event_density=-1.0), dict(min_event_density=float("nan")), dict(max_window_factor=0), dict(max_window_factor=2.5)):
         with pytest.raises(ValueError):
             SparseWindows(**bad)
+
+
+def test_event_thinning_keeps_the_same_events_whichever_window_reads_them(random_recording):
+    with open_recording(random_recording) as rec:
+        t = int(rec.gt_timestamps()[-1])
+        thin = EventThinning({"left": 0.1, "right": 0.3}, seed=7)
+        for cam, keep in (("left", 0.1), ("right", 0.3)):
+            full = rec.events(cam, t - 400_000, t)
+            kept = thin(cam, full)
+            assert abs(len(kept) / len(full) - keep) < 0.02
+            # the short window's kept events are the long window's kept events in it
+            short = thin(cam, rec.events(cam, t - 50_000, t))
+            np.testing.assert_array_equal(short.t, kept.window(t - 50_000, t).t)
+            np.testing.assert_array_equal(short.x, kept.window(t - 50_000, t).x)
+            other = EventThinning({cam: keep}, seed=8)(cam, full)
+            assert len(np.intersect1d(np.flatnonzero(np.isin(full.t, kept.t)), np.flatnonzero(np.isin(full.t, other.t)))) < 0.5 * len(kept)
+        assert len(EventThinning({"left": 0.1})("right", full)) == len(full)  # a camera not named keeps all
+
+
+def test_thinned_samples_get_the_inference_windows(random_recording):
+    spec = SampleSpec()
+    with open_recording(random_recording) as rec:
+        k = len(rec.gt_timestamps()) - 1
+        t = int(rec.gt_timestamps()[k])
+        thin = EventThinning({"left": 0.01, "right": 0.01}, seed=1)
+        policy = SparseWindows(0.01)
+        dense = make_sample(rec, k, spec, sparse=policy)
+        assert dense["window_us"] == 50_000  # the recording holds about 0.11 events per pixel in 50 ms
+        s = make_sample(rec, k, spec, sparse=policy, thinning=thin)
+        assert s["window_us"] == 400_000  # 1 % of them: under 0.01 even in 400 ms, the longest
+        e = thin("left", rec.events("left", t - 400_000, t))
+        np.testing.assert_array_equal(s["left"][0], ev.sbt(e.x, e.y, e.t, e.p, 5, 260, 346, t - 400_000, t))
+
+
+def test_sparse_event_mix_replaces_a_share_of_samples(tmp_path, random_recording):
+    base = RecordingDataset(random_recording, SampleSpec())
+    torch.manual_seed(0)
+    same = SparseEventMix(base, random_recording, SampleSpec(), p=0.0)
+    np.testing.assert_array_equal(same[5]["left"].numpy(), base[5]["left"].numpy())
+    mix = SparseEventMix(base, random_recording, SampleSpec(), p=1.0, density=(0.005, 0.01))
+    for i in (len(base) - 1, len(base) - 3):
+        a, b = (mix[i]["left"] != 0).sum().item(), (base[i]["left"] != 0).sum().item()
+        assert 0 < a < 0.8 * b  # 0.005-0.01 events per pixel, over 8 windows, against 0.1 in one
+    dm = StereoDataModule(train=[str(random_recording)], spec={"bins": 5}, crop=(64, 96), batch_size=2,
+                          cache_dir=str(tmp_path / "cache"), augment={"p_sparse_windows": 0.5}, progress=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert isinstance(dm.datasets["train"], SparseEventMix)
+    assert next(iter(dm.train_dataloader()))["left"].shape == (2, 1, 5, 64, 96)
+    for bad, name in (({"p_sparse_windows": 1.5}, "p_sparse_windows"), ({"p_sparse_windows": "half"}, "p_sparse_windows"),
+                      ({"p_sparse_windows": 0.5, "sparse_density": [0.2, 0.1]}, "sparse_density"),
+                      ({"sparse_density": [0.0, 0.1]}, "sparse_density")):
+        with pytest.raises(ValueError, match=name):
+            StereoDataModule(augment=bad)
 
 
 def test_spec_shapes_and_quantisation():

@@ -8,6 +8,9 @@ file that cannot be read (cut short by a full disk or a copy) is an InputError n
 with ``rebuild_damaged_cache`` is prepared again. A ``crop`` larger than a training
 recording's sensor is an InputError naming the recording, raised at construction, unless
 ``augment.scale_jitter`` resamples every sample to hold the crop (small sensors in a mix).
+``augment.p_sparse_windows`` replaces that share of the training samples by sparse ones built
+from the recording's thinned events (``augment.sparse_density``: events per pixel in the
+network's window, log-uniform in [low, high]), windowed as inference windows sparse events (:class:`SparseEventMix`).
 
 The hyper-parameters (saved in every Lightning checkpoint) are plain data: paths as strings,
 so checkpoints load with ``torch.load(weights_only=True)``.
@@ -28,7 +31,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
 from evstereo.datasets.splits import mvsec_split, search_halves
-from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset
+from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset, SPARSE_DENSITY, SparseEventMix, check_sparse_mix
 from evstereo.datasets.transforms import CameraRealism, Compose, HorizontalFlipSwap, RandomCrop, RandomScale
 from evstereo.errors import InputError
 
@@ -66,17 +69,21 @@ def _crop_size(crop) -> tuple[int, int] | None:
 
 
 _REALISM_KEYS = ("p_sparse", "keep", "p_noise", "noise_fraction", "p_offset", "max_offset_px")
+_SPARSE_KEYS = ("p_sparse_windows", "sparse_density")
 
 
 def _augment_options(augment: dict | None) -> dict:
     """``data.augment``: ``scale_jitter: [low, high]`` (multi-scale training around each
     sensor's automatic scale), ``p_lowres`` (low-resolution look, see :class:`RandomScale`)
-    and the :class:`CameraRealism` options; unknown keys are errors."""
+    the :class:`CameraRealism` options, and ``p_sparse_windows`` / ``sparse_density`` (sparse
+    samples with the inference's longer windows, :class:`SparseEventMix`); unknown keys are errors."""
     augment = dict(augment or {})
-    unknown = set(augment) - {"scale_jitter", "p_lowres", *_REALISM_KEYS}
+    unknown = set(augment) - {"scale_jitter", "p_lowres", *_REALISM_KEYS, *_SPARSE_KEYS}
     if unknown:
         raise ValueError(f"unknown data.augment options: {', '.join(sorted(unknown))} "
-                         f"(known: scale_jitter, p_lowres, {', '.join(_REALISM_KEYS)})")
+                         f"(known: scale_jitter, p_lowres, {', '.join(_REALISM_KEYS + _SPARSE_KEYS)})")
+    if "p_sparse_windows" in augment or "sparse_density" in augment:
+        check_sparse_mix(augment.get("p_sparse_windows", 0.0), augment.get("sparse_density", SPARSE_DENSITY))
     return augment
 
 
@@ -174,12 +181,17 @@ class StereoDataModule(L.LightningDataModule):
             return None
         tf = self._transform(stage)
         right_gt = stage == "train" and self.flip > 0
+        p_sparse = float(self.augment.get("p_sparse_windows", 0.0)) if stage == "train" else 0.0
         parts = []
         for path, frames in items:
             if self.cache_dir is not None:
-                parts.append(PreparedDataset(self._cache_path(path, frames, right_gt), transform=tf))
+                part = PreparedDataset(self._cache_path(path, frames, right_gt), transform=tf)
             else:
-                parts.append(RecordingDataset(path, self.spec, frames, transform=tf, with_right_gt=right_gt))
+                part = RecordingDataset(path, self.spec, frames, transform=tf, with_right_gt=right_gt)
+            if p_sparse > 0:
+                part = SparseEventMix(part, path, self.spec, p_sparse, tuple(self.augment.get("sparse_density", SPARSE_DENSITY)),
+                                      transform=tf, with_right_gt=right_gt)
+            parts.append(part)
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def setup(self, stage: str | None = None) -> None:

@@ -9,14 +9,17 @@ larger GT disparities are invalid, whatever range the network predicts), and the
 ``valid`` [H, W] bool, and ``disparity_right`` when the right GT exists (flip augmentation).
 The live engine uses ``represent`` with the same spec, so training and inference agree.
 
-``SparseWindows`` is an inference policy for sparse input (evaluate and live depth use it by
-default, training never): where a camera saw fewer than ``min_event_density`` events per pixel in the
+``SparseWindows`` is the policy for sparse input (evaluate and live depth use it by default;
+training only on the thinned samples of ``data.augment.p_sparse_windows``): where a camera saw fewer than ``min_event_density`` events per pixel in the
 network's window, the window reaches further back (2x, 4x, ... up to ``max_window_factor`` times)
 until both cameras have that many, and the representation's bins span the longer window.
 Why: the network learned on windows with about 0.4-0.9 events per pixel; on sparse validation
 recordings (randomised rigs and the MVSEC rig, whole and thinned to 30-1 %) a window of 2-8x
 had a lower error on 14 of the 15 below 0.1 events per pixel, and 4-8x cost accuracy on the
 dense ones, where the scene moves more within it (docs/experiments.md, "Sparse events").
+``EventThinning`` keeps a share of each camera's events, the same events whichever window
+reads them (a hash of each event, not a draw per read), so training can show the network
+sparse recordings through the same longer windows that inference gives them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from evstereo.recordings.recording import MVSEC_MAX_VALID_DISPARITY, Recording
 from evstereo.events.input_spec import REPRESENTATIONS, InputSpec
 from evstereo.geometry import CAMERAS, depth_to_disparity
 
-__all__ = ["REPRESENTATIONS", "SampleSpec", "SparseWindows", "represent", "gt_disparity", "window_bounds",
+__all__ = ["REPRESENTATIONS", "SampleSpec", "SparseWindows", "EventThinning", "represent", "gt_disparity", "window_bounds",
            "window_events", "make_sample"]
 
 
@@ -97,15 +100,41 @@ class SparseWindows:
         return self.min_event_density > 0 and self.max_window_factor > 1
 
 
-def window_events(rec: Recording, t_us: int, window_us: int,
-                  sparse: SparseWindows | None = None) -> tuple[int, dict[str, ev.Events]]:
+@dataclass(frozen=True)
+class EventThinning:
+    """Keep the share ``keep[camera]`` of each camera's events, chosen by a hash of each event
+    (time, position, polarity) and ``seed``: a longer window keeps the shorter one's events."""
+
+    keep: dict[str, float]
+    seed: int = 0
+
+    def __call__(self, camera: str, events: ev.Events) -> ev.Events:
+        keep = float(self.keep.get(camera, 1.0))
+        if keep >= 1 or not len(events):
+            return events
+        # splitmix64's finaliser over the event's fields: uniform bits, no state between reads
+        h = (events.t.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             ^ (events.x.astype(np.uint64) << np.uint64(40)) ^ (events.y.astype(np.uint64) << np.uint64(20))
+             ^ (events.p > 0).astype(np.uint64) ^ np.uint64(self.seed & 0xFFFFFFFFFFFF) << np.uint64(1))
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+        return events[(h >> np.uint64(11)).astype(np.float64) * 2.0**-53 < keep]
+
+
+def window_events(rec: Recording, t_us: int, window_us: int, sparse: SparseWindows | None = None,
+                  thinning: EventThinning | None = None) -> tuple[int, dict[str, ev.Events]]:
     """(t0, {camera: events of (t0, t_us]}): the window ``window_us`` before ``t_us``, or with
     ``sparse`` the shortest of 2, 4, ... ``max_window_factor`` times it in which both cameras reach
     ``min_event_density`` events per pixel (the longest when none does; a window is only doubled when
     it began after the recording's first event). A dense window costs one read, as without
-    ``sparse``."""
+    ``sparse``. ``thinning``: only that share of the events, before the density is counted."""
+    def read(cam: str, start: int) -> ev.Events:
+        events = rec.events(cam, start, t_us)
+        return events if thinning is None else thinning(cam, events)
+
     t0 = int(t_us) - int(window_us)
-    events = {cam: rec.events(cam, t0, t_us) for cam in CAMERAS}
+    events = {cam: read(cam, t0) for cam in CAMERAS}
     if sparse is None or not sparse.enabled:
         return t0, events
     need = sparse.min_event_density * rec.height * rec.width
@@ -118,7 +147,7 @@ def window_events(rec: Recording, t_us: int, window_us: int,
         f *= 2
     if not factors:
         return t0, events
-    longest = {cam: rec.events(cam, int(t_us) - factors[-1] * int(window_us), t_us) for cam in CAMERAS}
+    longest = {cam: read(cam, int(t_us) - factors[-1] * int(window_us)) for cam in CAMERAS}
     for f in factors:
         t0 = int(t_us) - f * int(window_us)
         events = {cam: e.window(t0, int(t_us)) for cam, e in longest.items()}
@@ -128,11 +157,12 @@ def window_events(rec: Recording, t_us: int, window_us: int,
 
 
 def make_sample(rec: Recording, index: int, spec: SampleSpec, with_right_gt: bool = False,
-                sparse: SparseWindows | None = None) -> dict:
+                sparse: SparseWindows | None = None, thinning: EventThinning | None = None) -> dict:
     """Build the sample for GT frame ``index``: events paired with GT by timestamp. ``sparse``:
-    longer windows where the events are sparse (inference only); ``window_us`` is the one used."""
+    longer windows where the events are sparse; ``window_us`` is the one used. ``thinning``: a
+    share of each camera's events only."""
     t = int(rec.gt_timestamps()[index])
-    t0, events = window_events(rec, t, spec.window_us, sparse)
+    t0, events = window_events(rec, t, spec.window_us, sparse, thinning)
     out = {"t_us": t, "index": index, "fB": float("nan") if rec.fB is None else float(rec.fB),
            "window_us": t - t0}
     for cam in CAMERAS:
