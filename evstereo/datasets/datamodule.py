@@ -10,7 +10,8 @@ recording's sensor is an InputError naming the recording, raised at construction
 ``augment.scale_jitter`` resamples every sample to hold the crop (small sensors in a mix).
 ``augment.p_sparse_windows`` replaces that share of the training samples by sparse ones built
 from the recording's thinned events (``augment.sparse_density``: events per pixel in the
-network's window, log-uniform in [low, high]), windowed as inference windows sparse events (:class:`SparseEventMix`).
+network's window, log-uniform in [low, high]), windowed as inference windows sparse events
+(:class:`SparseEventMix`).
 
 The hyper-parameters (saved in every Lightning checkpoint) are plain data: paths as strings,
 so checkpoints load with ``torch.load(weights_only=True)``.
@@ -31,7 +32,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from evstereo.datasets.prepared import cache_path, prepare_recording
 from evstereo.datasets.samples import SampleSpec
 from evstereo.datasets.splits import mvsec_split, search_halves
-from evstereo.datasets.torch_datasets import PreparedDataset, RecordingDataset, SPARSE_DENSITY, SparseEventMix, check_sparse_mix
+from evstereo.datasets.torch_datasets import (SPARSE_DENSITY, PreparedDataset, RecordingDataset, SparseEventMix,
+                                              check_sparse_mix)
 from evstereo.datasets.transforms import CameraRealism, Compose, HorizontalFlipSwap, RandomCrop, RandomScale
 from evstereo.errors import InputError
 
@@ -189,8 +191,8 @@ class StereoDataModule(L.LightningDataModule):
             else:
                 part = RecordingDataset(path, self.spec, frames, transform=tf, with_right_gt=right_gt)
             if p_sparse > 0:
-                part = SparseEventMix(part, path, self.spec, p_sparse, tuple(self.augment.get("sparse_density", SPARSE_DENSITY)),
-                                      transform=tf, with_right_gt=right_gt)
+                density = tuple(self.augment.get("sparse_density", SPARSE_DENSITY))
+                part = SparseEventMix(part, path, self.spec, p_sparse, density, transform=tf, with_right_gt=right_gt)
             parts.append(part)
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 

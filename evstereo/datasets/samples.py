@@ -10,8 +10,8 @@ larger GT disparities are invalid, whatever range the network predicts), and the
 The live engine uses ``represent`` with the same spec, so training and inference agree.
 
 ``SparseWindows`` is the policy for sparse input (evaluate and live depth use it by default;
-training only on the thinned samples of ``data.augment.p_sparse_windows``): where a camera saw fewer than ``min_event_density`` events per pixel in the
-network's window, the window reaches further back (2x, 4x, ... up to ``max_window_factor`` times)
+training only on the thinned samples of ``data.augment.p_sparse_windows``): where a camera
+saw fewer than ``min_event_density`` events per pixel in the network's window, the window reaches further back (2x, 4x, ... up to ``max_window_factor`` times)
 until both cameras have that many, and the representation's bins span the longer window.
 Why: the network learned on windows with about 0.4-0.9 events per pixel; on sparse validation
 recordings (randomised rigs and the MVSEC rig, whole and thinned to 30-1 %) a window of 2-8x
@@ -33,8 +33,8 @@ from evstereo.recordings.recording import MVSEC_MAX_VALID_DISPARITY, Recording
 from evstereo.events.input_spec import REPRESENTATIONS, InputSpec
 from evstereo.geometry import CAMERAS, depth_to_disparity
 
-__all__ = ["REPRESENTATIONS", "SampleSpec", "SparseWindows", "EventThinning", "represent", "gt_disparity", "window_bounds",
-           "window_events", "make_sample"]
+__all__ = ["REPRESENTATIONS", "SampleSpec", "SparseWindows", "EventThinning", "represent", "gt_disparity",
+           "window_bounds", "window_events", "make_sample"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class EventThinning:
         # splitmix64's finaliser over the event's fields: uniform bits, no state between reads
         h = (events.t.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
              ^ (events.x.astype(np.uint64) << np.uint64(40)) ^ (events.y.astype(np.uint64) << np.uint64(20))
-             ^ (events.p > 0).astype(np.uint64) ^ np.uint64(self.seed & 0xFFFFFFFFFFFF) << np.uint64(1))
+             ^ (events.p > 0).astype(np.uint64) ^ (np.uint64(self.seed & 0xFFFFFFFFFFFF) << np.uint64(1)))
         h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         h ^= h >> np.uint64(31)
