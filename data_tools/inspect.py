@@ -2,8 +2,9 @@
 
 Sensor size, duration, events and rate per camera (so an empty or swapped camera shows) and
 how many a 50 ms window holds per pixel (under ``SparseWindows``' density, evaluate and live
-depth make the windows longer: a line says so), ground-truth frames, calibration; a ``warning: ...`` line on stderr for a recording that is
-most likely misread (a camera without events, a span of days, an impossible event rate).
+depth make the windows longer: a line says so), ground-truth frames, calibration; a
+``warning: ...`` line on stderr for a recording that is most likely misread (a camera without
+events, a span of days, an impossible event rate).
 Bad input: one line, exit 2; Ctrl-C: one line, exit 130.
 """
 

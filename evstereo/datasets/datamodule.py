@@ -184,6 +184,7 @@ class StereoDataModule(L.LightningDataModule):
         tf = self._transform(stage)
         right_gt = stage == "train" and self.flip > 0
         p_sparse = float(self.augment.get("p_sparse_windows", 0.0)) if stage == "train" else 0.0
+        density = tuple(self.augment.get("sparse_density", SPARSE_DENSITY))
         parts = []
         for path, frames in items:
             if self.cache_dir is not None:
@@ -191,7 +192,6 @@ class StereoDataModule(L.LightningDataModule):
             else:
                 part = RecordingDataset(path, self.spec, frames, transform=tf, with_right_gt=right_gt)
             if p_sparse > 0:
-                density = tuple(self.augment.get("sparse_density", SPARSE_DENSITY))
                 part = SparseEventMix(part, path, self.spec, p_sparse, density, transform=tf, with_right_gt=right_gt)
             parts.append(part)
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)

@@ -11,8 +11,9 @@ The live engine uses ``represent`` with the same spec, so training and inference
 
 ``SparseWindows`` is the policy for sparse input (evaluate and live depth use it by default;
 training only on the thinned samples of ``data.augment.p_sparse_windows``): where a camera
-saw fewer than ``min_event_density`` events per pixel in the network's window, the window reaches further back (2x, 4x, ... up to ``max_window_factor`` times)
-until both cameras have that many, and the representation's bins span the longer window.
+saw fewer than ``min_event_density`` events per pixel in the network's window, the window
+reaches further back (2x, 4x, ... up to ``max_window_factor`` times) until both cameras have
+that many, and the representation's bins span the longer window.
 Why: the network learned on windows with about 0.4-0.9 events per pixel; on sparse validation
 recordings (randomised rigs and the MVSEC rig, whole and thinned to 30-1 %) a window of 2-8x
 had a lower error on 14 of the 15 below 0.1 events per pixel, and 4-8x cost accuracy on the
