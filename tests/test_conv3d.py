@@ -114,11 +114,12 @@ def test_upsampling_resample_runs_its_pointwise_layer_first_at_inference_with_th
 
 def test_derived_cell_runs_its_edges_directly_at_inference_with_the_same_spikes():
     """The inference path of a derived cell (no per-node concatenation, the edges that read one
-    state as one stacked convolution) gives the spikes of the path as defined, bit for bit."""
+    state as one stacked convolution, a node of two convolutions of different states as one
+    convolution of both) gives the spikes of the path as defined, bit for bit here."""
     from evstereo.search.cells import Cell, Neurons
     from evstereo.search.genotypes import CellGenotype
     from evstereo.snn import EnergyMeter
-    from evstereo.snn.conv import stacked_conv
+    from evstereo.snn.conv import stacked_conv, summed_conv
     from evstereo.snn.layers import folded_for_inference
 
     # state 1 feeds two spiking edges (nodes 0 and 1) and a skip edge: the shipped matching cell
@@ -132,7 +133,9 @@ def test_derived_cell_runs_its_edges_directly_at_inference_with_the_same_spikes(
                 m.running_mean.uniform_(-0.3, 0.3)  # BNs that are not the identity
         s0, s1 = ((torch.rand(shape) > 0.6).float() for _ in range(2))
         size = shape[-dim:]
-        for net in (cell, folded_for_inference(cell)):
+        for net, summed in ((cell, set()), (folded_for_inference(cell), {2})):
+            # folded, node 2's edges are two lone convolutions of states 2 and 3: one summed convolution
+            assert net._summed_nodes() == summed
             with torch.no_grad():
                 assert net._direct_at_inference()
                 direct = net(s0, s1, size)
@@ -150,3 +153,11 @@ def test_derived_cell_runs_its_edges_directly_at_inference_with_the_same_spikes(
     assert stacked_conv([convs[0], torch.nn.Conv2d(3, 2, 1)], x) is None  # other kernel sizes: not stacked
     assert stacked_conv(convs[:1], x) is None
     assert stacked_conv([torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1)], x) is None  # 1x1: their own path
+    # summed: the convolutions of different inputs added up, as one convolution of the stacked inputs
+    convs = [torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.Conv3d(2, 4, 3, padding=1, bias=False)]
+    xs = [torch.rand(1, 3, 4, 6, 7), torch.rand(1, 2, 4, 6, 7)]
+    with torch.no_grad():
+        torch.testing.assert_close(summed_conv(convs, xs), convs[0](xs[0]) + convs[1](xs[1]))
+    assert summed_conv([convs[0], torch.nn.Conv3d(2, 5, 3, padding=1)], xs) is None  # other widths of output
+    assert summed_conv([convs[0], torch.nn.Conv3d(2, 4, 3, padding=2)], xs) is None  # other padding
+    assert summed_conv(convs[:1], xs[:1]) is None

@@ -13,6 +13,10 @@
 - ``stacked_conv``: several convolutions of one input with the same settings as one
   convolution of their stacked kernels (a derived cell's edges that read the same state), one
   oneDNN call instead of several: 2x faster for two 4->4 (2D) or 8->8 (3D) convolutions here.
+- ``summed_conv``: the sum of convolutions of different inputs (a derived node whose two edges
+  are convolutions of two states) as one convolution of the channel-stacked inputs: one call and
+  no addition, 0.4 of 3.2 ms saved for two 4->4 3D edges on 12x88x116 here; equal up to float
+  rounding (one accumulation instead of two).
 - ``Conv3d`` with one output channel (the matching net's read-out), at inference (no
   gradient), runs as one 2D convolution of every depth slice with the kernel's k depth taps as
   k output channels, whose shifted maps are then summed: oneDNN's 3D kernel is poor at one
@@ -138,3 +142,22 @@ def stacked_conv(convs: list[nn.Module], x: Tensor) -> list[Tensor] | None:
         [c.weight.new_zeros(c.out_channels) if c.bias is None else c.bias for c in convs])
     y = _dense_conv(convs[0], x, weight, bias)
     return list(y.split([c.out_channels for c in convs], dim=1))
+
+
+def summed_conv(convs: list[nn.Module], xs: list[Tensor]) -> Tensor | None:
+    """``sum(conv(x) for conv, x in zip(convs, xs))`` as one convolution of the channel-concatenated
+    inputs with the kernels concatenated along their input channels (a derived node whose edges
+    are all convolutions of different states), for ``Conv2d``/``Conv3d`` modules with equal
+    settings apart from their input channels and one group; None when they differ, for fewer
+    than two, or for 1x1 kernels. Equal to the sum up to float rounding (one accumulation)."""
+    if len(convs) < 2 or len(convs) != len(xs) or not all(isinstance(c, (nn.Conv2d, nn.Conv3d)) for c in convs):
+        return None
+    first = _settings(convs[0])[:-1]
+    if any(_settings(c)[:-1] != first for c in convs[1:]) or convs[0].groups != 1 or is_pointwise(convs[0]):
+        return None
+    if len({c.out_channels for c in convs}) != 1:
+        return None
+    weight = torch.cat([c.weight for c in convs], dim=1)
+    biases = [c.bias for c in convs if c.bias is not None]
+    bias = torch.stack(biases).sum(0) if biases else None
+    return _dense_conv(convs[0], torch.cat(xs, dim=1), weight, bias)
