@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 
 from evstereo.errors import run_tool
-from evstereo.models import save_checkpoint
+from evstereo.models import checkpoint_extra, save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
 from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, fit, load_run_config,
@@ -42,8 +42,12 @@ def train(args: argparse.Namespace) -> int:
         out = Path(cfg["out"]) / "model.pt"
         dgs = next((cb for cb in trainer.callbacks if isinstance(cb, DGSCallback)), None)
         # the surrogate search's record travels with the weights it produced (plain data)
-        save_checkpoint(module.model, out, extra={"epochs": trainer.current_epoch, "steps": trainer.global_step,
-                                                  "dgs_history": dgs.history if dgs is not None else []})
+        extra = {"epochs": trainer.current_epoch, "steps": trainer.global_step,
+                 "dgs_history": dgs.history if dgs is not None else []}
+        init = (cfg.get("module") or {}).get("init")
+        if init is not None:  # a fine-tune keeps the record of the run its weights came from
+            extra["init"] = {"checkpoint": str(init), **checkpoint_extra(init)}
+        save_checkpoint(module.model, out, extra=extra)
         print(f"wrote {out}")
         for p in write_plots(trainer, Path(cfg["out"])):
             print(f"wrote {p}")

@@ -65,15 +65,19 @@ def test_shipped_checkpoint_loads_as_data():
 
 def test_shipped_checkpoint_is_the_searched_genotype_with_its_time_constants_and_dgs_history():
     """What the README says of fast.pt: configs/model/fast.yaml's genotype; its three learnable
-    decays, which one step per window leaves at their 0.2 start; four DGS phases that moved some
-    surrogate temperatures, mostly up."""
+    decays, which one step per window leaves at their 0.2 start; fine-tuned (fast_finetune.yaml,
+    DGS off) from the first step's network, whose four DGS phases moved some surrogate
+    temperatures, mostly up."""
     from evstereo.models import model_parts
     from evstereo.snn import learned_time_constants
 
     net = load_checkpoint(shipped_checkpoint())
     assert net.genotype == model_parts(ROOT / "configs" / "model" / "fast.yaml")[1]
     assert learned_time_constants(net) == pytest.approx({"stem": 0.2, "feature": 0.2, "matching": 0.2})
-    history = torch.load(shipped_checkpoint(), weights_only=True)["extra"]["dgs_history"]
+    extra = torch.load(shipped_checkpoint(), weights_only=True)["extra"]
+    assert extra["epochs"] == 3 and extra["dgs_history"] == []
+    assert extra["init"]["checkpoint"] == "runs/sim_fast/model.pt" and extra["init"]["epochs"] == 20
+    history = extra["init"]["dgs_history"]
     assert [phase["epoch"] for phase in history] == [0, 5, 10, 15]
     deltas = [layer["delta"] for phase in history for layer in phase["layers"].values()]
     moved = [d for d in deltas if d != 0]

@@ -193,6 +193,15 @@ def test_killed_mid_epoch_resumes_with_the_whole_history(tmp_path, synth_pair):
 
     extra = read_checkpoint_file(tmp_path / "run" / "model.pt")["extra"]
     assert [r["epoch"] for r in extra["dgs_history"]] == [0, 2] and extra["steps"] == 24
+    # a fine-tune from that model.pt keeps its record under extra.init (shipped fast.pt is one)
+    first = tmp_path / "first.pt"
+    (tmp_path / "run" / "model.pt").rename(first)
+    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, f"module.init={first}", "trainer.max_epochs=1",
+             "dgs.enabled=false", "-q", "--no-resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    tuned = read_checkpoint_file(tmp_path / "run" / "model.pt")["extra"]
+    assert tuned["steps"] == 8 and tuned["dgs_history"] == []
+    assert tuned["init"]["checkpoint"] == str(first) and tuned["init"]["dgs_history"] == extra["dgs_history"]
 
 
 def test_modules_take_objects_once_and_keep_plain_hyperparameters():

@@ -32,7 +32,8 @@ from evstereo.models.stereo_net import NetConfig, StereoNet
 from evstereo.search.genotypes import Genotype
 
 __all__ = ["NetConfig", "SGBMStereo", "SearchStereoNet", "StereoNet", "build_search_net", "build_stereo_net",
-           "load_checkpoint", "model_parts", "read_checkpoint_file", "save_checkpoint", "shipped_checkpoint"]
+           "checkpoint_extra", "load_checkpoint", "model_parts", "read_checkpoint_file", "save_checkpoint",
+           "shipped_checkpoint"]
 
 CHECKPOINT_FORMAT = "evstereo-stereonet-1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "fast.pt"
@@ -128,6 +129,14 @@ def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise InputError(path, f"cannot be read as a {what} (damaged or truncated: "
                                f"{exc.__class__.__name__}: {_first_line(exc)})") from None
+
+
+def checkpoint_extra(path: str | os.PathLike) -> dict:
+    """The ``extra`` record of ``save_checkpoint``'s file (epochs, steps, DGS history, ...; empty
+    for a Lightning checkpoint or a file without one)."""
+    payload = read_checkpoint_file(path)
+    extra = payload.get("extra") if isinstance(payload, dict) else None
+    return dict(extra) if isinstance(extra, dict) else {}
 
 
 def _first_line(exc: BaseException) -> str:
