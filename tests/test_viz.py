@@ -95,3 +95,24 @@ def test_tensor_event_image_draws_events_by_polarity():
     img = tensor_event_image(x)
     assert tuple(img[0, 1]) == (40, 40, 220) and tuple(img[2, 3]) == (220, 90, 30)
     assert tuple(img[1, 1]) == (255, 255, 255)
+
+
+def test_event_image_and_blank_panels_equal_their_plain_numpy_definitions():
+    """The fast paths of the live view (numba event codes, a memset background) draw exactly
+    what the plain numpy versions draw, whatever the coordinate and polarity types."""
+    from evstereo.viz.colors import _EVENT_COLOURS
+    from evstereo.viz.viewer import BACKGROUND, _blank
+
+    rng = np.random.default_rng(3)
+    h, w, n = 26, 35, 2000  # dense enough that pixels get both polarities
+    for dtype, pol in ((np.uint16, np.int8), (np.int64, bool), (np.int32, np.float32)):
+        x, y = rng.integers(0, w, n).astype(dtype), rng.integers(0, h, n).astype(dtype)
+        p = rng.integers(0, 2, n).astype(pol)
+        code = np.zeros(h * w, np.uint8)
+        flat = y.astype(np.int64) * w + x.astype(np.int64)
+        code[flat[p > 0]] = 1
+        code[flat[~(p > 0)]] |= 2
+        assert set(np.unique(code)) == {0, 1, 2, 3}
+        np.testing.assert_array_equal(event_image(x, y, p, h, w), _EVENT_COLOURS[code].reshape(h, w, 3))
+    assert event_image(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 2, 3).min() == 255  # no event: white
+    np.testing.assert_array_equal(_blank(4, 5), np.full((4, 5, 3), BACKGROUND, np.uint8))

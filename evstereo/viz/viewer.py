@@ -78,6 +78,14 @@ def view_layout(height: int, width: int, with_gt: bool, scale: float | None = No
 
 
 # --- panels -------------------------------------------------------------------------------
+def _blank(h: int, w: int) -> np.ndarray:
+    """An (h, w) BGR picture of BACKGROUND. A grey is filled as one byte (a memset); numpy fills
+    with a 3-tuple pixel by pixel, 60x slower (1.7 ms for a 1100x520 composite, per frame)."""
+    if len(set(BACKGROUND)) == 1:
+        return np.full((h, w, 3), BACKGROUND[0], np.uint8)
+    return np.full((h, w, 3), BACKGROUND, np.uint8)
+
+
 def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
     if img.shape[1] == w and img.shape[0] == h:
         return img
@@ -87,7 +95,7 @@ def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 def _text_panel(w: int, h: int, lines: Sequence[str]) -> np.ndarray:
     """Dark panel with one line of text per entry (the overlay)."""
-    img = np.full((h, w, 3), BACKGROUND, np.uint8)
+    img = _blank(h, w)
     fs = 0.5 if w >= 300 else 0.4
     step = int(22 * fs / 0.5)
     for i, line in enumerate(lines):
@@ -122,7 +130,7 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
     h, w = disparity.shape
     with_gt = gt_disparity is not None if with_gt is None else with_gt
     lay = view_layout(h, w, with_gt, scale)
-    out = np.full((lay.height, lay.width, 3), BACKGROUND, np.uint8)
+    out = _blank(lay.height, lay.width)
 
     def put(name: str, img: np.ndarray, caption: str | None = None) -> None:
         x, y, pw, ph = lay.panels[name]
@@ -149,7 +157,7 @@ def compose_view(left_events: np.ndarray, right_events: np.ndarray, disparity: n
             err = disparity_error(disparity, gt_disparity)
             put("error", colorize_error(err, max_error), f"|error| 0-{max_error:g}px")
         else:
-            blank = np.full((h, w, 3), BACKGROUND, np.uint8)
+            blank = _blank(h, w)
             put("gt", blank, "no ground truth at this time")
             put("error", blank, "error: -")
     x, y, pw, ph = lay.panels["overlay"]
