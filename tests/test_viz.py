@@ -115,4 +115,6 @@ def test_event_image_and_blank_panels_equal_their_plain_numpy_definitions():
         assert set(np.unique(code)) == {0, 1, 2, 3}
         np.testing.assert_array_equal(event_image(x, y, p, h, w), _EVENT_COLOURS[code].reshape(h, w, 3))
     assert event_image(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 2, 3).min() == 255  # no event: white
+    outside = event_image(np.array([-1, 3, 1]), np.array([0, 0, 2]), np.array([1, 1, 1]), 2, 3)
+    assert outside.min() == 255  # events off the sensor are not drawn (nor written anywhere)
     np.testing.assert_array_equal(_blank(4, 5), np.full((4, 5, 3), BACKGROUND, np.uint8))

@@ -22,9 +22,10 @@ _EVENT_COLOURS = np.array([(255, 255, 255), (40, 40, 220), (220, 90, 30), (160, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_codes(x, y, p, width, code):  # pragma: no cover - numba
+def _event_codes(x, y, p, height, width, code):  # pragma: no cover - numba
     for i in range(len(x)):
-        code[y[i] * width + x[i]] |= 1 if p[i] > 0 else 2
+        if 0 <= x[i] < width and 0 <= y[i] < height:  # numba does not check bounds: never write outside
+            code[y[i] * width + x[i]] |= 1 if p[i] > 0 else 2
 
 
 def event_image(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -33,7 +34,7 @@ def event_image(x: np.ndarray, y: np.ndarray, p: np.ndarray, height: int, width:
     if len(x):
         # one pass in numba: the numpy masks and fancy indexing took 0.6 ms for a 50 ms window at
         # 346x260, twice per live frame
-        _event_codes(np.asarray(x), np.asarray(y), np.asarray(p), int(width), code)
+        _event_codes(np.asarray(x), np.asarray(y), np.asarray(p), int(height), int(width), code)
     # take along axis 0: the same gather as _EVENT_COLOURS[code], 4x faster (0.16 against 0.67 ms)
     return np.take(_EVENT_COLOURS, code, axis=0).reshape(height, width, 3)
 
