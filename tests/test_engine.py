@@ -93,3 +93,17 @@ def test_real_time_pacing_skips_when_the_model_is_slow(random_recording):
         assert sum(f.skipped for f in frames) == slow.stats.skipped
         # ~2 windows pass during each 130 ms frame (the last step may be 1: the schedule ends)
         assert np.all(np.diff([f.index for f in frames])[:-1] >= 2)
+
+
+def test_the_untimed_warm_up_window_does_not_count_for_the_scale_fit(random_recording):
+    from evstereo.inference.prediction import Predictor
+
+    with open_recording(random_recording) as rec:
+        eng = StreamingEngine(rec, EventActivity(input_spec=InputSpec("counts", bins=2)),
+                              EngineConfig(max_speed=True, sparse=None))
+        scale, left, errors = eng.predictor.fit_state()
+        assert left == Predictor.FIT_FRAMES  # the rule's factor is checked on the first windows
+        eng.warm_up()
+        assert eng.predictor.fit_state()[1] == left and not eng.predictor.fit_state()[2].any()
+        next(iter(eng.frames()))  # the first real window is the fit's first
+        assert eng.predictor.fit_state()[1] == left - 1

@@ -105,6 +105,13 @@ def test_auto_scale_keeps_the_factor_whose_disparity_explains_the_two_cameras():
     blank = Predictor(Saturated(), 128, 128, "auto")
     blank(torch.zeros(1, 1, 1, 128, 128), torch.zeros(1, 1, 1, 128, 128))
     assert blank.scale == 2.25 and blank._fit_left == Predictor.FIT_FRAMES  # a frame with no events does not count
+    # a window predicted between fit_state and restore_fit (live depth's untimed warm-up) does not count
+    again = Predictor(Saturated(), 128, 128, "auto", event_radius=0)
+    state = again.fit_state()
+    again(left, right)
+    assert again._fit_left == Predictor.FIT_FRAMES - 1 and again._fit_errors.any()
+    again.restore_fit(state)
+    assert again._fit_left == Predictor.FIT_FRAMES and not again._fit_errors.any() and again.scale == 2.25
 
 
 def test_engine_and_evaluation_on_a_simulated_128x128_sensor(tmp_path, monkeypatch):

@@ -255,9 +255,12 @@ class StreamingEngine:
 
     def warm_up(self) -> None:
         """Run the first window once, untimed: first calls compile and load (numba kernels, the
-        model), and at real-time pace that delay would otherwise count as skipped windows."""
+        model), and at real-time pace that delay would otherwise count as skipped windows. The
+        scale fit forgets it, so that it sees the first windows once each, as evaluate does."""
         if len(self.schedule) and not self._warm:
+            fit = self.predictor.fit_state()
             self.process(0, int(self.schedule[0]))
+            self.predictor.restore_fit(fit)
             self._warm = True
 
     def frames(self) -> Iterator[DepthFrame]:

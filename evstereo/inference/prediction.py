@@ -234,6 +234,16 @@ class Predictor:
         self._fit_left -= 1
         return outputs[best]
 
+    def fit_state(self) -> tuple:
+        """What the scale fit has seen so far, for ``restore_fit`` (a warm-up that must not count)."""
+        return self.scale, self._fit_left, self._fit_errors.copy()
+
+    def restore_fit(self, state: tuple) -> None:
+        """Back to a ``fit_state``: the windows predicted since then do not count for the fit."""
+        scale, self._fit_left, errors = state
+        self._fit_errors = errors.copy()
+        self._set_scale(scale)
+
     def network_input(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
         """The two [B, T, C, H, W] tensors resampled to the network's size."""
         return (resample_frames(left, self.scale, self.network_size),
