@@ -32,7 +32,8 @@ from evstereo.viz.colors import (LEGEND_WIDTH, colorize_depth, colorize_disparit
 
 MIN_PANEL_HEIGHT = 240  # smaller sensors are scaled up by an integer factor so text stays readable
 MAX_COMPOSITE_WIDTH = 1800  # larger composites (DSEC with GT) are scaled down to fit a screen
-BACKGROUND = (32, 32, 32)
+BACKGROUND_LEVEL = 32  # a grey, so that a panel fills as one byte (``_blank``)
+BACKGROUND = (BACKGROUND_LEVEL,) * 3
 WINDOW_NAME = "evstereo live depth"
 
 
@@ -79,11 +80,9 @@ def view_layout(height: int, width: int, with_gt: bool, scale: float | None = No
 
 # --- panels -------------------------------------------------------------------------------
 def _blank(h: int, w: int) -> np.ndarray:
-    """An (h, w) BGR picture of BACKGROUND. A grey is filled as one byte (a memset); numpy fills
-    with a 3-tuple pixel by pixel, 60x slower (1.7 ms for a 1100x520 composite, per frame)."""
-    if len(set(BACKGROUND)) == 1:
-        return np.full((h, w, 3), BACKGROUND[0], np.uint8)
-    return np.full((h, w, 3), BACKGROUND, np.uint8)
+    """An (h, w) BGR picture of BACKGROUND, a grey filled as one byte (a memset): numpy fills with
+    a 3-tuple pixel by pixel, 60x slower (1.7 ms for a 1100x520 composite, per frame)."""
+    return np.full((h, w, 3), BACKGROUND_LEVEL, np.uint8)
 
 
 def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
