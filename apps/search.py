@@ -27,7 +27,7 @@ from evstereo.viz.training_plots import plot_training_curves
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m apps.search", description=__doc__.splitlines()[0])
     add_run_arguments(ap, "configs/search", "module.energy_budget_mj=0.25")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # overrides may come after -q too
     return run_tool(lambda: search(args), interrupted=INTERRUPTED)
 
 

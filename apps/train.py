@@ -4,6 +4,8 @@ Resumes from OUT/checkpoints/last.ckpt when it exists (run the same command agai
 interruption; --no-resume starts afresh); writes OUT/model.pt (the network with its config and
 genotype) at the end, and PNG plots under OUT/plots: DGS temperatures (dgs.png), learned time
 constants (time_constants.png), loss and validation metrics over the whole run (curves.png).
+A config's ``then`` list chains further steps, each trained from the previous one's model.pt
+into OUT/NAME (evstereo.training.runner.training_steps); a finished step resumes at its end.
 Ctrl-C stops it with exit status 130; bad input is one line and exit status 2.
 """
 
@@ -19,20 +21,41 @@ from evstereo.errors import run_tool
 from evstereo.models import checkpoint_extra, save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
-from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, fit, load_run_config,
-                                      model_options, seed_run)
+from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, dgs_callbacks, fit, load_run_config,
+                                      model_options, say, seed_run, training_steps)
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m apps.train", description=__doc__.splitlines()[0])
     add_run_arguments(ap, "configs/train", "trainer.max_epochs=3")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # overrides may come after -q too
     return run_tool(lambda: train(args), interrupted=INTERRUPTED)
 
 
 def train(args: argparse.Namespace) -> int:
-    cfg = load_run_config(args.config, args.overrides)
+    steps = training_steps(load_run_config(args.config, args.overrides, chain=True))
+    for cfg in steps[1:]:  # a bad value in a later step is found now, not after the first has trained
+        check_step(cfg)
+    for i, cfg in enumerate(steps):
+        if len(steps) > 1:
+            init = (cfg.get("module") or {}).get("init") if i else None
+            say(f"step {i + 1} of {len(steps)}: {cfg['out']}" + (f" (from {init})" if init else ""))
+        train_step(cfg, args)
+    return 0
+
+
+def check_step(cfg: dict) -> None:
+    """Build a step's network, module and DGS options (without its init weights) to check them."""
+    net, genotype = model_options(cfg)
+    with config_section(cfg, "module"):
+        StereoTrainModule(net=net, genotype=genotype, **{**(cfg.get("module") or {}), "init": None})
+    with config_section(cfg, "dgs"):
+        dgs_callbacks(cfg)
+
+
+def train_step(cfg: dict, args: argparse.Namespace) -> None:
+    """One run: fit (resuming where it stopped), then OUT/model.pt and the plots."""
     seed_run(cfg, args.quiet)
     net, genotype = model_options(cfg)
     with config_section(cfg, "module"):
@@ -51,7 +74,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         for p in write_plots(trainer, Path(cfg["out"])):
             print(f"wrote {p}")
-    return 0
+    trainer.strategy.barrier("model.pt")  # a chained step's every rank reads it next
 
 
 def write_plots(trainer: L.Trainer, out: Path) -> list[Path]:

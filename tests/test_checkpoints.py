@@ -65,8 +65,8 @@ def test_shipped_checkpoint_loads_as_data():
 
 def test_shipped_checkpoint_is_the_searched_genotype_with_its_time_constants_and_dgs_history():
     """What the README says of fast.pt: configs/model/fast.yaml's genotype; its three learnable
-    decays, which one step per window leaves at their 0.2 start; fine-tuned (fast_finetune.yaml,
-    DGS off) from the first step's network, whose four DGS phases moved some surrogate
+    decays, which one step per window leaves at their 0.2 start; fine-tuned (the `then` step of
+    sim_fast.yaml, DGS off) from the first step's network, whose four DGS phases moved some surrogate
     temperatures, mostly up."""
     from evstereo.models import model_parts
     from evstereo.snn import learned_time_constants

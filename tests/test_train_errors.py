@@ -48,12 +48,26 @@ def source(app: str) -> str:
     ("search", "module.w_lr=fast", "section 'module': w_lr must be a number, not 'fast'"),
     ("train", "data.crop=96", "section 'data': crop must be [height, width] in pixels, not 96"),
     ("train", "trainer.strategy=nonsense", "section 'trainer': You selected an invalid strategy name"),
+    ("train", "then=5", "then must be a list of steps, not 5"),
+    ("train", "then=[{module: {lr: 0.1}}]", "then.0 must be a mapping with a name (letters, digits, - or _)"),
+    ("train", "then=[{name: a}, {name: a}]", "then.1: step name 'a' is used twice"),
+    ("train", "then=[{name: a, out: x}]", "then.0: unknown or fixed section(s) out (a step's out is OUT/NAME)"),
+    ("train", "then=[{name: a, module: {init: x.pt}}]", "then.0: module.init is the previous step's model.pt"),
+    ("train", "then=[{name: a, trainer: {max_epochs: 0}}]", "trainer.max_epochs must be an integer >= 1, not 0"),
+    ("train", "then=[{name: a, module: {lr: fast}}]", "section 'module': lr must be a number, not 'fast'"),
+    ("search", "then=[{name: a}]", "override 'then=[{name: a}]': unknown section 'then'"),
 ])
 def test_bad_config_values_are_one_line_naming_the_file(tmp_path, capsys, random_recording, app, override, message):
     code, err = run_app(app, capsys, tmp_path, random_recording, override)
     assert code == 2, err
     assert err[-1].startswith(f"error: {source(app)}: {message}"), err[-1]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_override_of_a_step_that_does_not_exist(tmp_path, capsys, random_recording):
+    code, err = run_app("train", capsys, tmp_path, random_recording, "then=[{name: a}]", "then.1.module.lr=1")
+    assert code == 2 and err[-1] == (f"error: {source('train')}: override 'then.1.module.lr=1': '1' is not an index "
+                                     f"of a 1-item list"), err
 
 
 def test_crop_larger_than_the_sensor_names_the_recording(tmp_path, capsys, random_recording):
@@ -152,3 +166,27 @@ def test_tiny_configs_generate_their_own_recordings(app):
     assert sum(e["seconds"] for e in cfg["data"]["generate"]) <= 4  # a minute or so of synthesis
     assert yaml.safe_load((ROOT / "configs" / "search" / "tiny.yaml").read_text())["data"]["generate"] == \
         yaml.safe_load((ROOT / "configs" / "train" / "tiny.yaml").read_text())["data"]["generate"]  # shared
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs" / "train").glob("*.yaml")))
+def test_every_training_config_reads_and_builds_each_step(config):
+    from apps.train import check_step
+    from evstereo.training.runner import load_run_config, training_steps
+
+    for step in training_steps(load_run_config(ROOT / "configs" / "train" / config, chain=True)):
+        check_step(step)
+
+
+def test_the_shipped_recipe_is_one_config_whose_steps_match_fast_pt():
+    """sim_fast.yaml's two steps are the run that fast.pt records: 20 epochs, then 3 from that
+    run's model.pt with DGS off (no phase in the second step's history)."""
+    from evstereo.models import read_checkpoint_file, shipped_checkpoint
+    from evstereo.training.runner import load_run_config, training_steps
+
+    first, second = training_steps(load_run_config(ROOT / "configs" / "train" / "sim_fast.yaml", chain=True))
+    extra = read_checkpoint_file(shipped_checkpoint())["extra"]
+    assert extra["init"]["epochs"] == first["trainer"]["max_epochs"] == 20
+    assert extra["epochs"] == second["trainer"]["max_epochs"] == 3 and extra["dgs_history"] == []
+    assert second["module"]["init"] == extra["init"]["checkpoint"] == "runs/sim_fast/model.pt"
+    assert second["dgs"]["enabled"] is False and second["module"]["lr"] == first["module"]["lr"] / 10
+    assert second["data"]["train"] == first["data"]["train"] and second["out"] == "runs/sim_fast/finetune"

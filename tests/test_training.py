@@ -281,3 +281,38 @@ def test_spike_weight_adds_the_firing_rate_to_the_loss_and_lowers_it():
     assert more < some < plain and more < 0.9 * plain, (plain, some, more)
     with pytest.raises(ValueError, match="spike_weight"):
         StereoTrainModule(net=cfg, genotype=REFERENCE, spike_weight=-1.0)
+
+
+def _weights(path) -> dict:
+    return load_checkpoint(path).state_dict()
+
+
+def test_then_chains_a_step_equal_to_the_same_fine_tune_run_alone(tmp_path, synth_pair):
+    """One command trains both steps of a ``then`` chain; the second is the fine-tune one would
+    run by hand from the first's model.pt (same weights); the command again resumes both at their end."""
+    common = ("trainer.max_epochs=1", "trainer.limit_train_batches=3", "data.crop=[48,72]", "data.batch_size=1",
+              "trainer.limit_val_batches=1", "module.log_energy=false", "dgs.enabled=false", "-q")
+    step = "then=[{name: ft, module: {lr: 0.0005, milestones: [1]}, trainer: {max_epochs: 2}}]"
+    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, step)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first, second = tmp_path / "run" / "model.pt", tmp_path / "run" / "ft" / "model.pt"
+    assert f"step 2 of 2: {tmp_path / 'run' / 'ft'} (from {first})" in r.stdout
+    w1, w2 = _weights(first), _weights(second)
+    assert any(not torch.equal(w1[k], w2[k]) for k in w1)  # the second step trained
+    alone = tmp_path / "alone"
+    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, f"out={alone}", f"module.init={first}",
+             "module.lr=0.0005", "module.milestones=[1]", "trainer.max_epochs=2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    by_hand = _weights(alone / "model.pt")
+    assert w2.keys() == by_hand.keys() and all(torch.equal(w2[k], by_hand[k]) for k in w2)
+    from evstereo.models import read_checkpoint_file
+
+    extra = read_checkpoint_file(second)["extra"]
+    assert extra["init"]["checkpoint"] == str(first) and extra["steps"] == 6 and extra["init"]["steps"] == 3
+    # the same command again: both steps are finished, nothing is trained again
+    r = _run("train", "tiny.yaml", tmp_path, synth_pair, *common, step)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("resuming from") == 2
+    assert _ckpt(tmp_path / "run" / "ft" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    again = _weights(second)
+    assert all(torch.equal(w2[k], again[k]) for k in w2)

@@ -4,8 +4,9 @@ A run config has the sections ``model`` (a model YAML path or mapping), ``module
 (LightningModule options), ``data`` (StereoDataModule options), ``trainer`` (any
 ``lightning.Trainer`` option: accelerator, devices, strategy="ddp", num_nodes, ...),
 ``dgs`` (DGSCallback options; ``enabled: false`` turns it off), ``checkpoint``
-(``every_n_train_steps``), ``seed`` and ``out``. Overrides on the command line look like
-``trainer.max_epochs=3 data.batch_size=4`` (values parsed as YAML).
+(``every_n_train_steps``), ``seed`` and ``out``; a training config may chain further steps
+after it (``then``, see :func:`training_steps`). Overrides on the command line look like
+``trainer.max_epochs=3 data.batch_size=4 then.0.module.lr=1e-4`` (values parsed as YAML).
 
 Every finished epoch writes ``out/checkpoints/epochNNN.ckpt`` and every
 ``every_n_train_steps`` steps ``out/checkpoints/last.ckpt``; starting the same run again
@@ -21,6 +22,7 @@ import argparse
 import copy
 import logging
 import os
+import re
 import time
 import warnings
 from contextlib import contextmanager
@@ -46,7 +48,8 @@ from evstereo.training.checkpoints import (AtomicCheckpointIO, EpochCheckpoint, 
                                            read_resume_checkpoint)
 
 __all__ = ["INTERRUPTED", "LastCheckpoint", "add_run_arguments", "build_datamodule", "build_trainer", "config_section",
-           "fit", "generate_recordings", "load_run_config", "model_options", "resume_path", "say", "seed_run"]
+           "fit", "generate_recordings", "load_run_config", "model_options", "resume_path", "say", "seed_run",
+           "training_steps"]
 
 INTERRUPTED = "interrupted: run the same command again to resume"
 
@@ -57,41 +60,115 @@ _INTS = {"seed": 0, "data.batch_size": 1, "data.num_workers": 0, "trainer.max_ep
          "checkpoint.every_n_train_steps": 1}
 
 
-def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None, chain: bool = False) -> dict:
     """The run config with overrides applied; relative paths stay relative to the cwd (a
-    ``configs/...`` path missing there is taken from the packaged configs: see find_config)."""
+    ``configs/...`` path missing there is taken from the packaged configs: see find_config).
+    ``chain``: the config may hold a ``then`` list of further steps (apps.train)."""
     path = find_config(path)
     cfg = read_yaml(path, "config file") or {}
     if not isinstance(cfg, dict):
         raise InputError(path, "config must be a mapping of sections")
-    unknown = set(cfg) - set(SECTIONS)
+    known = SECTIONS + ("then",) if chain else SECTIONS
+    unknown = set(cfg) - set(known)
     if unknown:
-        raise InputError(path, f"unknown section(s): {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
+        raise InputError(path, f"unknown section(s): {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     for item in overrides or []:
         if "=" not in item:
             raise InputError(path, f"override {item!r} must look like section.key=value")
         key, value = item.split("=", 1)
-        node = cfg
         parts = key.split(".")
-        if parts[0] not in SECTIONS:
+        if parts[0] not in known:
             raise InputError(path, f"override {item!r}: unknown section {parts[0]!r}")
         if parts[0] == "model" and len(parts) > 1 and isinstance(cfg.get("model"), str):
             cfg["model"] = _inline_model(cfg["model"])
+        node = cfg
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise InputError(path, f"override {item!r}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+            node = _override_node(node, p, path, item)
+        if isinstance(node, list):  # then.0=... replaces a whole step
+            node[_list_index(node, parts[-1], path, item)] = yaml.safe_load(value)
+        else:
+            node[parts[-1]] = yaml.safe_load(value)
     cfg.setdefault("out", f"runs/{path.stem}")
     cfg.setdefault("seed", 0)
+    _check_ints(cfg, path)
+    cfg["_source"] = str(path)  # for error messages (not a section)
+    return cfg
+
+
+def _list_index(node: list, part: str, path: Path, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise InputError(path, f"override {item!r}: {part!r} is not an index of a {len(node)}-item list")
+    return int(part)
+
+
+def _override_node(node: dict | list, part: str, path: Path, item: str) -> dict | list:
+    """The mapping or list an override's next key leads to (a missing mapping is created)."""
+    child = node[_list_index(node, part, path, item)] if isinstance(node, list) else node.setdefault(part, {})
+    if not isinstance(child, (dict, list)):
+        raise InputError(path, f"override {item!r}: {part!r} is not a section")
+    return child
+
+
+def _check_ints(cfg: dict, path: str | os.PathLike | None) -> None:
     for key, low in _INTS.items():
         section, _, name = key.rpartition(".")
         node = cfg.get(section) if section else cfg
         value = node.get(name) if isinstance(node, dict) else None
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise InputError(path, f"{key} must be an integer >= {low}, not {value!r}")
-    cfg["_source"] = str(path)  # for error messages (not a section)
-    return cfg
+
+
+_STEP_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` merged in: mappings key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def training_steps(cfg: dict) -> list[dict]:
+    """The run config and the steps its ``then`` list chains after it, as one config each.
+
+    A step is ``{name: NAME, <section>: {...}, ...}``: the previous step's config (command-line
+    overrides included) with those sections merged in key by key, trained from the previous
+    step's ``model.pt`` (``module.init``) into ``OUT/NAME`` (OUT: the previous step's). So one
+    config and one command give a network trained in several steps, each resumable on its own.
+    """
+    source = cfg.get("_source")
+    then = cfg.get("then") or []
+    if not isinstance(then, list):
+        raise InputError(source, f"then must be a list of steps, not {then!r}")
+    steps = [{k: v for k, v in cfg.items() if k != "then"}]
+    names = set()
+    for i, step in enumerate(then):
+        where = f"then.{i}"
+        if not isinstance(step, dict) or not _STEP_NAME.match(str(step.get("name", ""))):
+            raise InputError(source, f"{where} must be a mapping with a name (letters, digits, - or _)")
+        if step["name"] in names:
+            raise InputError(source, f"{where}: step name {step['name']!r} is used twice")
+        names.add(step["name"])
+        sections = {k: v for k, v in step.items() if k != "name"}
+        wrong = set(sections) - (set(SECTIONS) - {"out"})
+        if wrong:
+            raise InputError(source, f"{where}: unknown or fixed section(s) {', '.join(sorted(wrong))} (a step's "
+                                     f"out is OUT/NAME)")
+        if not all(isinstance(v, dict) for k, v in sections.items() if k not in ("model", "seed")):
+            raise InputError(source, f"{where}: each section must be a mapping")
+        if "init" in (sections.get("module") or {}):
+            raise InputError(source, f"{where}: module.init is the previous step's model.pt")
+        previous = steps[-1]
+        merged = _merged(previous, sections)
+        merged["out"] = str(Path(previous["out"]) / step["name"])
+        merged.setdefault("module", {})["init"] = str(Path(previous["out"]) / "model.pt")
+        _check_ints(merged, source)
+        steps.append(merged)
+    return steps
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, config_dir: str, example: str) -> None:
