@@ -76,10 +76,12 @@ def build_synth(out: Path) -> list[Path]:
 
 
 def evaluate(data: Path, checkpoint: str | None, results: Path, max_frames: int | None = None,
-             energy_frames: int | None = None, scale: str = "auto") -> dict:
+             energy_frames: int | None = None, scale: str = "auto", baseline: str | None = "sgbm") -> dict:
+    """apps.evaluate's results on ``data`` under RESULTS/<recording>/ (run when missing)."""
     out = results / data.stem.removesuffix("_data") / "results.json"  # its example pictures beside it
     if not out.exists():
-        cmd = [PY, "-m", "apps.evaluate", "--data", str(data), "--out", str(out), "--baseline", "sgbm", "-q"]
+        cmd = [PY, "-m", "apps.evaluate", "--data", str(data), "--out", str(out), "-q"]
+        cmd += ["--baseline", baseline] if baseline else []
         cmd += ["--checkpoint", checkpoint] if checkpoint else []
         cmd += ["--energy-frames", str(energy_frames)] if energy_frames is not None else []
         cmd += ["--scale", scale] if scale != "auto" else []
