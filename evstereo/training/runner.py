@@ -178,7 +178,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_dir: str, example:
                         help=f"change any config value (parsed as YAML), e.g. {example}")
     parser.add_argument("--no-resume", action="store_true",
                         help="start afresh from step 0 even if OUT/checkpoints/last.ckpt exists (the new run "
-                             "replaces OUT/csv/metrics.csv) and rebuild damaged training caches")
+                             "replaces OUT/csv/metrics.csv; every step of a `then` chain starts afresh) and "
+                             "rebuild damaged training caches")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="less output: no progress bars, no Lightning info lines (warnings and errors stay)")
 
