@@ -21,8 +21,8 @@ from evstereo.errors import run_tool
 from evstereo.models import checkpoint_extra, save_checkpoint
 from evstereo.training.dgs import DGSCallback
 from evstereo.training.modules import StereoTrainModule
-from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, dgs_callbacks, fit, load_run_config,
-                                      model_options, say, seed_run, training_steps)
+from evstereo.training.runner import (INTERRUPTED, add_run_arguments, config_section, dgs_callbacks, fit,
+                                      load_run_config, model_options, say, seed_run, training_steps)
 from evstereo.viz.training_plots import plot_dgs_history, plot_time_constants, plot_training_curves
 
 
