@@ -16,6 +16,7 @@ recordings, and on how many the checkpoint is better / worse).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -74,6 +75,7 @@ def build(out: Path) -> list[Path]:
                 partial = out / "partial"  # written there, moved into place when whole
                 shutil.rmtree(partial, ignore_errors=True)
                 partial.mkdir(parents=True)
+                # the seed depends only on the copy's place in the fixed list: rebuilt copies are the same
                 thinned_copy(whole, partial, thin, keep, seed=round(keep * 1000) + len(made))
                 for p in partial.iterdir():
                     p.rename(out / p.name)
@@ -84,8 +86,6 @@ def build(out: Path) -> list[Path]:
 
 def scores(results: Path, recordings: list[Path]) -> dict[str, tuple[float, float]]:
     """recording -> (mean error, 1-px accuracy) of the results already under ``results``."""
-    import json
-
     found = {}
     for data in recordings:
         name = data.stem.removesuffix("_data")

@@ -190,3 +190,11 @@ def test_the_shipped_recipe_is_one_config_whose_steps_match_fast_pt():
     assert second["module"]["init"] == extra["init"]["checkpoint"] == "runs/sim_fast/model.pt"
     assert second["dgs"]["enabled"] is False and second["module"]["lr"] == first["module"]["lr"] / 10
     assert second["data"]["train"] == first["data"]["train"] and second["out"] == "runs/sim_fast/finetune"
+    # the README's variants: the first step alone, a step renamed and changed from the command line
+    assert len(training_steps(load_run_config(ROOT / "configs" / "train" / "sim_fast.yaml", ["then=[]"],
+                                              chain=True))) == 1
+    _, sparse = training_steps(load_run_config(ROOT / "configs" / "train" / "sim_fast.yaml",
+                                               ["then.0.data.augment.p_sparse_windows=0.5", "then.0.name=sparse_ft"],
+                                               chain=True))
+    assert sparse["out"] == "runs/sim_fast/sparse_ft" and sparse["data"]["augment"] == {"p_sparse_windows": 0.5}
+    assert sparse["module"] == second["module"]
