@@ -45,11 +45,20 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_module(cfg: dict, load_init: bool = True) -> StereoTrainModule:
+    """A step's network and LightningModule (``load_init=False``: without its init weights, which
+    a later step's previous step has not written yet)."""
+    net, genotype = model_options(cfg)
+    options = dict(cfg.get("module") or {})
+    if not load_init:
+        options["init"] = None
+    with config_section(cfg, "module"):
+        return StereoTrainModule(net=net, genotype=genotype, **options)
+
+
 def check_step(cfg: dict) -> None:
     """Build a step's network, module and DGS options (without its init weights) to check them."""
-    net, genotype = model_options(cfg)
-    with config_section(cfg, "module"):
-        StereoTrainModule(net=net, genotype=genotype, **{**(cfg.get("module") or {}), "init": None})
+    build_module(cfg, load_init=False)
     with config_section(cfg, "dgs"):
         dgs_callbacks(cfg)
 
@@ -57,9 +66,7 @@ def check_step(cfg: dict) -> None:
 def train_step(cfg: dict, args: argparse.Namespace) -> None:
     """One run: fit (resuming where it stopped), then OUT/model.pt and the plots."""
     seed_run(cfg, args.quiet)
-    net, genotype = model_options(cfg)
-    with config_section(cfg, "module"):
-        module = StereoTrainModule(net=net, genotype=genotype, **(cfg.get("module") or {}))
+    module = build_module(cfg)
     trainer = fit(cfg, module, resume=not args.no_resume, quiet=args.quiet)
     if trainer.is_global_zero:
         out = Path(cfg["out"]) / "model.pt"

@@ -117,14 +117,21 @@ def main() -> int:
         cells = [f"{o[name][0]:.3f} / {100 * o[name][1]:.1f}" if name in o else "–" for o in others.values()]
         print(f"| {name} | {err:.3f} / {100 * acc:.1f} | " + " | ".join(cells) + " |")
     for a, o in others.items():
-        common = [n for n in mine if n in o]
-        if not common:
-            continue
-        ratios = [mine[n][0] / o[n][0] for n in common]
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        print(f"against {a}: mean-error ratio {geo:.3f} (geometric mean over {len(common)}), better on "
-              f"{sum(r < 1 for r in ratios)}, worse on {sum(r > 1 for r in ratios)}")
+        line = comparison(mine, o)
+        if line:
+            print(f"against {a}: {line}")
     return 0
+
+
+def comparison(mine: dict[str, tuple[float, float]], other: dict[str, tuple[float, float]]) -> str | None:
+    """The mean-error ratio of ``mine`` to ``other`` (geometric mean over the recordings both
+    have) and on how many ``mine`` is better / worse; None when they share none."""
+    ratios = [mine[n][0] / other[n][0] for n in mine if n in other]
+    if not ratios:
+        return None
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return (f"mean-error ratio {geo:.3f} (geometric mean over {len(ratios)}), better on "
+            f"{sum(r < 1 for r in ratios)}, worse on {sum(r > 1 for r in ratios)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""scripts/validation_eval.py's thinned copies: each camera keeps its own share, GT unchanged."""
+"""scripts/validation_eval.py: thinned copies (each camera keeps its own share, GT unchanged) and
+the comparison line candidates are chosen by."""
 
 from __future__ import annotations
 
@@ -36,3 +37,15 @@ def test_thinned_copy_keeps_a_share_of_each_camera_independently_and_the_ground_
             assert kept[cam].sum() == len(sub)  # every kept row is one of the source's
     m = min(len(kept["left"]), len(kept["right"]))
     assert (kept["left"][:m] & kept["right"][:m]).mean() < 0.02
+
+
+def test_comparison_is_the_geometric_mean_error_ratio_over_shared_recordings():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from validation_eval import comparison
+
+    mine = {"a": (1.0, 0.9), "b": (4.0, 0.5), "c": (3.0, 0.1), "only_mine": (9.0, 0.0)}
+    other = {"a": (2.0, 0.8), "b": (2.0, 0.6), "c": (3.0, 0.1), "only_other": (1.0, 1.0)}
+    # ratios 0.5, 2, 1 over the three shared recordings: geometric mean 1, one better, one worse
+    assert comparison(mine, other) == "mean-error ratio 1.000 (geometric mean over 3), better on 1, worse on 1"
+    assert comparison({"a": (1.0, 0.9)}, {"a": (8.0, 0.1)}).startswith("mean-error ratio 0.125 ")
+    assert comparison(mine, {"x": (1.0, 1.0)}) is None
