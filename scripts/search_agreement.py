@@ -41,7 +41,9 @@ def load_genotype(source: str | Path) -> Genotype:
     if path.is_dir():
         path = path / "genotype.yaml"
     data = yaml.safe_load(path.read_text())
-    return Genotype.from_data(data.get("genotype", data))
+    if isinstance(data, dict) and "genotype" in data:  # a model config: inline, a path or "reference"
+        return Genotype.resolve(data["genotype"], base_dir=path.parent)
+    return Genotype.resolve(data)
 
 
 def _kind(op: str) -> str:
