@@ -27,12 +27,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evstereo.search.decode import move_log_probabilities  # noqa: E402
+from evstereo.search.decode import path_log_probability  # noqa: E402
 from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, Genotype, check_path  # noqa: E402
 
 PARTS = ("feature", "matching")
-LAYERS = {"feature": 2, "matching": 3}
-END_LEVEL = {"feature": 0, "matching": None}  # the feature path is decoded to end at level 0
+END_LEVEL = {"feature": 0, "matching": None}  # as SearchStereoNet decodes: the features are read at level 0
 
 
 def load_genotype(source: str | Path) -> Genotype:
@@ -64,10 +63,10 @@ def agreement(a: Genotype, b: Genotype) -> dict[str, dict]:
     return out
 
 
-def valid_paths(part: str) -> list[tuple[int, ...]]:
-    """Every level path the decoder can return for a part."""
+def valid_paths(part: str, n_layers: int) -> list[tuple[int, ...]]:
+    """Every level path of ``n_layers`` the decoder can return for a part."""
     paths = []
-    for p in itertools.product(range(NUM_LEVELS), repeat=LAYERS[part]):
+    for p in itertools.product(range(NUM_LEVELS), repeat=n_layers):
         try:
             check_path(p)
         except ValueError:
@@ -77,15 +76,17 @@ def valid_paths(part: str) -> list[tuple[int, ...]]:
     return paths
 
 
-def chance_agreement() -> dict[str, dict]:
-    """What two uniform draws share on average: node k picks two of its 2 + k inputs (expected
-    overlap 4 / (2 + k)), each edge one of the operations; paths uniform over the valid ones."""
+def chance_agreement(layers: dict[str, int]) -> dict[str, dict]:
+    """What two uniform draws share on average, with ``layers[part]`` layers per path: node k
+    picks two of its 2 + k inputs (expected overlap 4 / (2 + k)), each edge one of the
+    operations (the same kind with probability p_skip^2 + p_conv^2); paths uniform over the
+    valid ones."""
     n_ops = len(PRIMITIVES)
-    p_kind = sum((n / n_ops) ** 2 for n in (PRIMITIVES.count("skip_connect"),
-                                            n_ops - PRIMITIVES.count("skip_connect")))
+    p_skip = PRIMITIVES.count("skip_connect") / n_ops
+    p_kind = p_skip ** 2 + (1 - p_skip) ** 2
     inputs = sum(4 / (2 + k) for k in range(NUM_NODES))
     return {part: {"input": inputs, "kind": inputs * p_kind, "op": inputs / n_ops,
-                   "path": 1 / len(valid_paths(part))} for part in PARTS}
+                   "path": 1 / len(valid_paths(part, layers[part]))} for part in PARTS}
 
 
 def _flat(data: dict) -> set:
@@ -104,14 +105,8 @@ def settling(history: list[dict]) -> list[tuple[int, int]]:
 
 def path_lead(betas, part: str) -> list[tuple[tuple[int, ...], float]]:
     """The two most probable valid paths under ``betas`` with their probabilities."""
-    logp = move_log_probabilities(np.asarray(betas, np.float64))
-    scored = []
-    for p in valid_paths(part):
-        prev, total = 0, 0.0
-        for layer, level in enumerate(p):
-            total += logp[layer, prev, level - prev + 1]
-            prev = level
-        scored.append((p, float(np.exp(total))))
+    betas = np.asarray(betas, np.float64)
+    scored = [(p, float(np.exp(path_log_probability(betas, p)))) for p in valid_paths(part, len(betas))]
     return sorted(scored, key=lambda s: -s[1])[:2]
 
 
@@ -131,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     for name, (_, g) in named.items():
         print(f"{name}: {g}")
-    chance = chance_agreement()
+    first = next(iter(named.values()))[1].to_data()
+    chance = chance_agreement({part: len(first[part]["path"]) for part in PARTS})
     print("\nsame input / kind / op (of 6 edges per cell), same path:")
     for (na, (_, a)), (nb, (_, b)) in itertools.combinations(named.items(), 2):
         agr = agreement(a, b)
@@ -147,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         history = json.loads(history_file.read_text())
         if not history:
             continue
-        print(f"\n{name}: choices (of 14) differing from the final genotype, by epoch: "
+        choices = len(_flat(history[-1]["genotype"]))
+        print(f"\n{name}: choices (of {choices}) differing from the final genotype, by epoch: "
               + ", ".join(f"{e}: {n}" for e, n in settling(history)))
         for part in PARTS:
             (best, pb), (nxt, pn) = path_lead(history[-1][f"{part}_betas"], part)

@@ -102,7 +102,7 @@ def _brute_force_path(betas: np.ndarray, end_level: int | None) -> tuple[tuple[i
 def test_viterbi_equals_a_brute_force_search_over_valid_paths(spread):
     """On random betas the decoded path is the most probable one under the supernet's masked
     move probabilities (an unmasked softmax decoded another path on most flat beta sets)."""
-    from evstereo.search.decode import move_log_probabilities
+    from evstereo.search.decode import path_log_probability
 
     rng = np.random.default_rng(int(spread * 100))
     for trial in range(150):
@@ -111,8 +111,7 @@ def test_viterbi_equals_a_brute_force_search_over_valid_paths(spread):
         end = None if trial % 2 else 0
         want, want_p = _brute_force_path(betas, end)
         got = viterbi_path(betas, end_level=end)
-        logp = move_log_probabilities(betas)
-        levels = (0,) + got
-        got_p = float(np.exp(sum(logp[l, levels[l], levels[l + 1] - levels[l] + 1] for l in range(n_layers))))
+        got_p = float(np.exp(path_log_probability(betas, got)))
+        assert path_log_probability(betas, (2,) + got[1:]) == -np.inf  # no jump from level 0 to 2
         assert got_p == pytest.approx(want_p, rel=1e-9), (betas, got, want)
         assert got == want or got_p == pytest.approx(want_p, rel=1e-12)  # a tie may pick either

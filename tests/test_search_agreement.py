@@ -32,7 +32,7 @@ def test_agreement_counted_by_hand():
 
 
 def test_chance_level_is_exact_and_matches_uniform_draws():
-    chance = chance_agreement()
+    chance = chance_agreement({"feature": 2, "matching": 3})
     for part, paths in (("feature", 2), ("matching", 13)):  # feature paths end at level 0
         assert chance[part]["input"] == pytest.approx(2 + 4 / 3 + 1)
         assert chance[part]["kind"] == pytest.approx(13 / 3 * 5 / 9)  # skip 1/3, convolution 2/3

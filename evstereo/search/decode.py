@@ -42,6 +42,20 @@ def move_log_probabilities(betas: np.ndarray) -> np.ndarray:
     return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
 
 
+def path_log_probability(betas: np.ndarray, path: tuple[int, ...]) -> float:
+    """log probability of the level sequence ``path`` (starting next to level 0) under the
+    supernet's move probabilities (:func:`move_log_probabilities`); -inf for an impossible path."""
+    logp = move_log_probabilities(betas)
+    levels = (0, *path)
+    total = 0.0
+    for layer in range(len(path)):
+        move = levels[layer + 1] - levels[layer]
+        if move not in MOVES or not 0 <= levels[layer + 1] < NUM_LEVELS:
+            return -np.inf
+        total += logp[layer, levels[layer], MOVES.index(move)]
+    return float(total)
+
+
 def decode_cell(alphas: np.ndarray, primitives: tuple[str, ...] = PRIMITIVES) -> CellGenotype:
     """[NUM_EDGES, len(primitives)] alphas -> each node's two strongest edges with their best op.
 
