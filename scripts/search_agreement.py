@@ -27,8 +27,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evstereo.search.decode import path_log_probability  # noqa: E402
-from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, Genotype, check_path  # noqa: E402
+from evstereo.search.decode import ranked_paths, valid_paths  # noqa: E402
+from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, Genotype  # noqa: E402
 
 PARTS = ("feature", "matching")
 END_LEVEL = {"feature": 0, "matching": None}  # as SearchStereoNet decodes: the features are read at level 0
@@ -63,19 +63,6 @@ def agreement(a: Genotype, b: Genotype) -> dict[str, dict]:
     return out
 
 
-def valid_paths(part: str, n_layers: int) -> list[tuple[int, ...]]:
-    """Every level path of ``n_layers`` the decoder can return for a part."""
-    paths = []
-    for p in itertools.product(range(NUM_LEVELS), repeat=n_layers):
-        try:
-            check_path(p)
-        except ValueError:
-            continue
-        if END_LEVEL[part] is None or p[-1] == END_LEVEL[part]:
-            paths.append(p)
-    return paths
-
-
 def chance_agreement(layers: dict[str, int]) -> dict[str, dict]:
     """What two uniform draws share on average, with ``layers[part]`` layers per path: node k
     picks two of its 2 + k inputs (expected overlap 4 / (2 + k)), each edge one of the
@@ -86,7 +73,7 @@ def chance_agreement(layers: dict[str, int]) -> dict[str, dict]:
     p_kind = p_skip ** 2 + (1 - p_skip) ** 2
     inputs = sum(4 / (2 + k) for k in range(NUM_NODES))
     return {part: {"input": inputs, "kind": inputs * p_kind, "op": inputs / n_ops,
-                   "path": 1 / len(valid_paths(part, layers[part]))} for part in PARTS}
+                   "path": 1 / len(valid_paths(layers[part], END_LEVEL[part]))} for part in PARTS}
 
 
 def _flat(data: dict) -> set:
@@ -105,9 +92,7 @@ def settling(history: list[dict]) -> list[tuple[int, int]]:
 
 def path_lead(betas, part: str) -> list[tuple[tuple[int, ...], float]]:
     """The two most probable valid paths under ``betas`` with their probabilities."""
-    betas = np.asarray(betas, np.float64)
-    scored = [(p, float(np.exp(path_log_probability(betas, p)))) for p in valid_paths(part, len(betas))]
-    return sorted(scored, key=lambda s: -s[1])[:2]
+    return [(p, float(np.exp(lp))) for p, lp in ranked_paths(betas, END_LEVEL[part])[:2]]
 
 
 def main(argv: list[str] | None = None) -> int:

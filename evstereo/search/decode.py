@@ -7,6 +7,8 @@ three moves out of that cell: to the finer level, the same level, the coarser le
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, CellGenotype
@@ -22,7 +24,8 @@ def edge_index(node: int, src: int) -> int:
 NUM_EDGES = edge_index(NUM_NODES, 0)
 
 
-def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis`` (float64 in, float64 out; stable for large logits)."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -56,12 +59,28 @@ def path_log_probability(betas: np.ndarray, path: tuple[int, ...]) -> float:
     return float(total)
 
 
+def valid_paths(n_layers: int, end_level: int | None = None) -> list[tuple[int, ...]]:
+    """Every level path of ``n_layers`` the decoder can return (ending at ``end_level`` if given)."""
+    paths = []
+    for p in itertools.product(range(NUM_LEVELS), repeat=n_layers):
+        if all(abs(b - a) <= 1 for a, b in zip((0, *p), p)) and end_level in (None, p[-1]):
+            paths.append(p)
+    return paths
+
+
+def ranked_paths(betas: np.ndarray, end_level: int | None = None) -> list[tuple[tuple[int, ...], float]]:
+    """The valid paths with their log probabilities under ``betas``, most probable first."""
+    betas = np.asarray(betas, np.float64)
+    scored = [(p, path_log_probability(betas, p)) for p in valid_paths(len(betas), end_level)]
+    return sorted(scored, key=lambda s: -s[1])
+
+
 def decode_cell(alphas: np.ndarray, primitives: tuple[str, ...] = PRIMITIVES) -> CellGenotype:
     """[NUM_EDGES, len(primitives)] alphas -> each node's two strongest edges with their best op.
 
     A 'zero' op, if the space has one, never wins an edge (DARTS' rule).
     """
-    w = _softmax(np.asarray(alphas, np.float64))
+    w = softmax(np.asarray(alphas, np.float64))
     usable = [i for i, p in enumerate(primitives) if p != "zero"]
     nodes = []
     for k in range(NUM_NODES):
