@@ -94,7 +94,8 @@ class StereoDataModule(L.LightningDataModule):
                  test: list[str] | str | None = None, mvsec_root: str | None = None, mvsec_split: int | None = None,
                  spec: dict | None = None, crop: tuple[int, int] | None = None, flip: float = 0.0,
                  batch_size: int = 2, num_workers: int = 0, cache_dir: str | None = None, search_split: bool = False,
-                 progress: bool = True, rebuild_damaged_cache: bool = False, augment: dict | None = None):
+                 progress: bool = True, rebuild_damaged_cache: bool = False, augment: dict | None = None,
+                 arch_batches: int = 1):
         super().__init__()
         self.crop = _crop_size(crop)
         self.augment = _augment_options(augment)
@@ -103,12 +104,13 @@ class StereoDataModule(L.LightningDataModule):
             "mvsec_root": _plain_paths(mvsec_root), "mvsec_split": mvsec_split, "spec": dict(spec or {}),
             "crop": None if self.crop is None else list(self.crop), "flip": flip, "batch_size": batch_size,
             "num_workers": num_workers, "cache_dir": _plain_paths(cache_dir), "search_split": search_split,
-            "augment": dict(augment or {})})
+            "augment": dict(augment or {}), "arch_batches": arch_batches})
         self.spec = SampleSpec(**(spec or {}))
         self.flip = flip
         self.batch_size, self.num_workers = batch_size, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.search_split = search_split
+        self.arch_batches = arch_batches  # a search's architecture step averages this many batches
         self.progress, self.rebuild_damaged_cache = progress, rebuild_damaged_cache
         self.items: dict[str, Items] = {"train": [], "val": [], "test": []}
         if mvsec_split is not None:
@@ -218,7 +220,8 @@ class StereoDataModule(L.LightningDataModule):
         parts = full.datasets if isinstance(full, ConcatDataset) else [full]
         weights, arch = search_halves([len(p) for p in parts])
         halves = {"weights": Subset(full, weights), "arch": Subset(full, arch)}
-        loaders = {k: DataLoader(v, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+        sizes = {"weights": self.batch_size, "arch": self.batch_size * self.arch_batches}
+        loaders = {k: DataLoader(v, batch_size=sizes[k], shuffle=True, num_workers=self.num_workers,
                                  persistent_workers=self.num_workers > 0) for k, v in halves.items()}
         return CombinedLoader(loaders, mode="max_size_cycle")
 

@@ -9,7 +9,8 @@ averaging goes through torchmetrics so it stays right under DDP) and the energy 
 With ``spike_weight`` > 0 it adds that times the mean firing rate of every spiking neuron to
 the task loss (``train/spike_rate``), a regulariser that trades accuracy for synaptic work.
 ``StereoSearchModule`` runs the first-order bi-level search: each step takes one batch
-from each half of the training data, an Adam step on the architecture (alphas, betas) on the
+from each half of the training data (``arch_batches`` batches from the "arch" half, their
+gradients averaged), an Adam step on the architecture (alphas, betas) on the
 "arch" half (task loss, plus with an ``energy_budget_mj`` cost_weight x the ``budget_penalty``
 of the decoded network's expected energy per frame at ``budget_size`` against the budget, and
 with a ``dense_budget_gmacs`` the same penalty of its dense MACs per frame, the CPU's work,
@@ -24,6 +25,7 @@ is a TypeError or ValueError naming it, raised at construction rather than insid
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -202,14 +204,17 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
                  loss: str = "smooth_l1", w_lr: float = 0.025, w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
                  a_lr: float = 1e-3, a_weight_decay: float = 1e-3, cost_weight: float = 1.0,
                  energy_budget_mj: float | None = None, budget_size: list | None = None, arch_start_epoch: int = 0,
-                 log_energy: bool = False, budget_penalty: str = "target", dense_budget_gmacs: float | None = None):
+                 log_energy: bool = False, budget_penalty: str = "target", dense_budget_gmacs: float | None = None,
+                 arch_batches: int = 1):
         super().__init__()
         check_loss(loss)
         check_options(float, w_lr=w_lr, w_momentum=w_momentum, w_weight_decay=w_weight_decay, a_lr=a_lr,
                       a_weight_decay=a_weight_decay, cost_weight=cost_weight)
         check_options(int, feature_layers=feature_layers, matching_layers=matching_layers,
-                      arch_start_epoch=arch_start_epoch)
+                      arch_start_epoch=arch_start_epoch, arch_batches=arch_batches)
         check_options(bool, log_energy=log_energy)
+        if arch_batches < 1:
+            raise ValueError(f"arch_batches must be at least 1, not {arch_batches!r}")
         if energy_budget_mj is not None:
             check_options(float, energy_budget_mj=energy_budget_mj)
             if not energy_budget_mj > 0:
@@ -242,30 +247,11 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
         opt_w, opt_a = self.optimizers()
         hp = self.hparams
         if self.current_epoch >= hp.arch_start_epoch and "arch" in batch:
-            b = batch["arch"]
-            n = len(b["left"])
-            # the probe makes an arch step about 1.4x slower: only with a budget or log_energy
-            probing = hp.energy_budget_mj is not None or hp.dense_budget_gmacs is not None or self.log_energy
-            with self.model.energy_probe(b["left"], b["right"]) if probing else contextlib.nullcontext() as reading:
-                task, _ = stereo_loss(self.model, b, hp.loss)
-            loss = task
-            if probing:  # per frame of budget_size (log_energy without a budget: to choose one)
-                area = area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
-                expected, dense = reading.energy_mj() * area, reading.dense_gmacs() * area
-                self.log("search/expected_mj", expected, batch_size=n)
-                self.log("search/dense_gmacs", dense, batch_size=n)
-                if hp.energy_budget_mj is not None:
-                    penalty = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
-                    loss = loss + hp.cost_weight * penalty
-                    self.log("search/budget_penalty", penalty, batch_size=n)
-                if hp.dense_budget_gmacs is not None:
-                    penalty = budget_penalty(dense, hp.dense_budget_gmacs, hp.budget_penalty)
-                    loss = loss + hp.cost_weight * penalty
-                    self.log("search/dense_penalty", penalty, batch_size=n)
             opt_a.zero_grad()
-            self.manual_backward(loss)
+            logged = self.arch_backward(batch["arch"], self.manual_backward)
             opt_a.step()
-            self.log("search/arch_loss", task, batch_size=n)
+            for k, v in logged.items():
+                self.log(k, v, batch_size=len(batch["arch"]["left"]))
         b = batch["weights"]
         loss, _ = stereo_loss(self.model, b, hp.loss)
         opt_w.zero_grad()
@@ -275,6 +261,46 @@ class StereoSearchModule(_MetricsMixin, L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(b["left"]))
         if self.trainer.is_last_batch:  # here, not in on_train_epoch_end: checkpoint callbacks run before that hook
             self.history.append(self.arch_snapshot())
+
+    def arch_backward(self, b: dict, backward: Callable[[torch.Tensor], None]) -> dict[str, float]:
+        """Accumulate the gradient of the architecture loss, averaged over the frames of ``b``,
+        which the arch loader serves as ``arch_batches`` batches at once: each is forwarded
+        alone (BatchNorm statistics as in a one-batch step), so one Adam step follows the mean of
+        their gradients, less noisy than one batch's. Returns the figures to log, averaged alike."""
+        n = len(b["left"])
+        size = -(-n // self.hparams.arch_batches)
+        logged: dict[str, float] = {}
+        for start in range(0, n, size):
+            part = {k: v[start:start + size] if torch.is_tensor(v) else v for k, v in b.items()}
+            share = len(part["left"]) / n
+            loss, figures = self._arch_loss(part)
+            backward(loss * share)
+            for k, v in figures.items():
+                logged[k] = logged.get(k, 0.0) + float(v) * share
+        return logged
+
+    def _arch_loss(self, b: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The architecture loss of one batch (task, plus cost_weight x each budget's penalty)
+        and the figures to log."""
+        hp = self.hparams
+        # the probe makes an arch step about 1.4x slower: only with a budget or log_energy
+        probing = hp.energy_budget_mj is not None or hp.dense_budget_gmacs is not None or self.log_energy
+        with self.model.energy_probe(b["left"], b["right"]) if probing else contextlib.nullcontext() as reading:
+            task, _ = stereo_loss(self.model, b, hp.loss)
+        loss, figures = task, {"search/arch_loss": task.detach()}
+        if probing:  # per frame of budget_size (log_energy without a budget: to choose one)
+            area = area_ratio(tuple(hp.budget_size), tuple(b["left"].shape[-2:]))
+            expected, dense = reading.energy_mj() * area, reading.dense_gmacs() * area
+            figures.update({"search/expected_mj": expected.detach(), "search/dense_gmacs": dense.detach()})
+            if hp.energy_budget_mj is not None:
+                penalty = budget_penalty(expected, hp.energy_budget_mj, hp.budget_penalty)
+                loss = loss + hp.cost_weight * penalty
+                figures["search/budget_penalty"] = penalty.detach()
+            if hp.dense_budget_gmacs is not None:
+                penalty = budget_penalty(dense, hp.dense_budget_gmacs, hp.budget_penalty)
+                loss = loss + hp.cost_weight * penalty
+                figures["search/dense_penalty"] = penalty.detach()
+        return loss, figures
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._validate(self.model, batch, batch_idx)

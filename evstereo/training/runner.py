@@ -258,8 +258,11 @@ def build_datamodule(cfg: dict, input_spec: InputSpec, search: bool = False, qui
     net = input_spec.as_dict()
     if spec is not None and {k: spec.get(k, v) for k, v in net.items()} != net:
         raise InputError(None, f"data.spec {spec} does not match the model's input {net}")
+    if "arch_batches" in data:
+        raise InputError(None, "data.arch_batches is set from module.arch_batches: set that one")
+    arch_batches = (cfg.get("module") or {}).get("arch_batches", 1) if search else 1
     return StereoDataModule(spec={**net, **(spec or {})}, search_split=search, progress=not quiet,
-                            rebuild_damaged_cache=rebuild_damaged, **data)
+                            rebuild_damaged_cache=rebuild_damaged, arch_batches=arch_batches, **data)
 
 
 def _check_accelerator(cfg: dict, accelerator) -> None:
