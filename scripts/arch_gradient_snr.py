@@ -27,11 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evstereo.search.decode import edge_index, path_log_probability, ranked_paths, softmax  # noqa: E402
+from evstereo.search.decode import END_LEVEL, edge_index, path_log_probability, ranked_paths, softmax  # noqa: E402
 from evstereo.search.genotypes import NUM_NODES, PRIMITIVES  # noqa: E402
 
-PARTS = ("feature", "matching")
-END_LEVEL = {"feature": 0, "matching": None}  # as SearchStereoNet decodes: the features are read at level 0
+PARTS = tuple(END_LEVEL)  # "feature", "matching"
 Params = dict[str, np.ndarray]  # "feature_alphas", "feature_betas", "matching_alphas", "matching_betas"
 
 

@@ -27,11 +27,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evstereo.search.decode import ranked_paths, valid_paths  # noqa: E402
+from evstereo.search.decode import END_LEVEL, ranked_paths, valid_paths  # noqa: E402
 from evstereo.search.genotypes import NUM_NODES, PRIMITIVES, Genotype  # noqa: E402
 
-PARTS = ("feature", "matching")
-END_LEVEL = {"feature": 0, "matching": None}  # as SearchStereoNet decodes: the features are read at level 0
+PARTS = tuple(END_LEVEL)  # "feature", "matching"
 
 
 def load_genotype(source: str | Path) -> Genotype:

@@ -8,9 +8,9 @@ import torch
 
 from evstereo.datasets.datamodule import StereoDataModule
 from evstereo.errors import InputError
+from evstereo.events.input_spec import sample_input
 from evstereo.training.modules import StereoSearchModule
 from evstereo.training.runner import build_datamodule
-from evstereo.events.input_spec import sample_input
 
 NET = {"feature_filters": 2, "matching_filters": 4, "max_disparity": 12, "modes": {}}
 H, W = 24, 48
@@ -51,9 +51,15 @@ def test_one_step_follows_the_mean_gradient_of_its_batches_each_forwarded_alone(
     # not the same as one forward of all four frames (BatchNorm statistics over four)
     together = _arch_grads(one, batch)
     assert max((g - t).abs().max().item() for g, t in zip(averaged, together)) > 1e-6
-    # and the logged figures are the frame-weighted means of the batches' figures
-    logged = _module(3).arch_backward(_batch(5, seed=1), lambda loss: loss.backward())
+    # and the logged figures are the frame-weighted means of the batches' figures (5 frames in
+    # 3 batches: 2, 2 and 1 frames)
+    five = _batch(5, seed=1)
+    logged = _module(3).arch_backward(five, lambda loss: loss.backward())
     assert set(logged) >= {"search/arch_loss", "search/expected_mj", "search/budget_penalty"}
+    alone = [one.arch_backward(_frames(five, a, b), lambda loss: loss.backward()) for a, b in ((0, 2), (2, 4), (4, 5))]
+    for key, value in logged.items():
+        assert value == pytest.approx((2 * alone[0][key] + 2 * alone[1][key] + alone[2][key]) / 5, rel=1e-5)
+    assert len({round(a["search/arch_loss"], 6) for a in alone}) == 3  # the weights matter
 
 
 def test_arch_batches_is_checked_and_set_from_the_module_section_only(tmp_path):

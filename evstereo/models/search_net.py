@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from evstereo.models.stereo_net import FeatureStem, MatchingStem, NetConfig, StereoBase, level_sizes
 from evstereo.search.cells import Neurons
+from evstereo.search.decode import END_LEVEL
 from evstereo.search.energy_cost import EnergyProbe, ProbeReading
 from evstereo.search.genotypes import NUM_LEVELS, Genotype
 from evstereo.search.trellis import Trellis
@@ -31,7 +32,7 @@ class SearchFeatureNet(FeatureStem):
         super().__init__(cfg, neurons_stem)
         c = self.stem_channels
         self.trellis = Trellis(layers, 2, cfg.feature_filters, c, c, neurons, out_level=0)
-        self.trellis.decode_end = 0  # the features are read at level 0
+        self.trellis.decode_end = END_LEVEL["feature"]  # the features are read at level 0
         self.out_channels = self.trellis.out_channels
         self.max_level = NUM_LEVELS - 1
 

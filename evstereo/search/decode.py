@@ -14,6 +14,8 @@ import numpy as np
 from evstereo.search.genotypes import NUM_LEVELS, NUM_NODES, PRIMITIVES, CellGenotype
 
 MOVES = (-1, 0, 1)  # finer, same, coarser
+# the level each part's decoded path must end at (None: free): the features are read at level 0
+END_LEVEL: dict[str, int | None] = {"feature": 0, "matching": None}
 
 
 def edge_index(node: int, src: int) -> int:
